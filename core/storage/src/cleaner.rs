@@ -111,11 +111,15 @@ impl Log {
             || now_ms.saturating_sub(upkeep.last_compaction_ms) >= config.delete_retention_ms
     }
 
-    /// Compacts the closed segments below the high watermark now.
+    /// Compacts the closed segments below the high watermark now (a no-op unless
+    /// `cleanup.policy` includes `compact`).
     pub fn compact(&self, now_ms: u64) -> Result<CompactionReport> {
         let mut upkeep = self.upkeep.lock();
         let config = self.config();
         let mut report = CompactionReport::default();
+        if !config.cleanup_policy.compact {
+            return Ok(report);
+        }
         let segs = self.segment_list();
         let hw = self.high_watermark();
         // Closed segments wholly below the high watermark.
