@@ -447,6 +447,19 @@ mod tests {
     }
 
     #[test]
+    fn operations_doc_lists_every_setting_with_its_default() {
+        let doc = include_str!("../../../docs/OPERATIONS.md");
+        for def in SETTINGS {
+            let row = format!("| `{}` | `{}` |", def.name, def.default);
+            assert!(
+                doc.contains(&row),
+                "docs/OPERATIONS.md lacks the row for {}: {row}",
+                def.name
+            );
+        }
+    }
+
+    #[test]
     fn bad_values_are_refused_with_the_setting_name() {
         let mut c = LogConfig::default();
         let err = c.set("segment.bytes", "12").unwrap_err().to_string();
