@@ -1,0 +1,382 @@
+//! WebSocket frames: one connection carries many requests, told apart by `id`.
+//!
+//! Text frames carry JSON, binary frames carry the same structures in MessagePack (named
+//! fields). A client sends [`ClientFrame`]s; the server answers each with a [`ServerFrame`]
+//! holding the same `id` and either `ok` or `error`, and pushes subscription deliveries as
+//! frames with `records` and no `id`. The first request on a connection must be `hello`.
+//!
+//! ```json
+//! → {"id":1,"op":"hello","version":1,"client":"my-app"}
+//! ← {"id":1,"ok":{"type":"hello","version":1,"server":"sluice/0.1.0","max_frame_bytes":16777216,"max_in_flight":256}}
+//! → {"id":2,"op":"produce","topic":"orders","records":[{"key":"k","value":"v"}]}
+//! ← {"id":2,"ok":{"type":"produced","offsets":[{"partition":0,"offset":41}]}}
+//! → {"id":3,"op":"nope"}
+//! ← {"id":3,"error":{"code":"bad_request","message":"..."}}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorBody, ErrorCode};
+use crate::types::*;
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    /// Correlation id, echoed in the answer. Chosen by the client, unique among its requests
+    /// in flight.
+    pub id: u64,
+    /// The request.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// Everything a client can ask over WebSocket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Version handshake; must come first.
+    Hello {
+        /// Protocol version the client speaks.
+        version: u32,
+        /// Free-form client name, for logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// Create a topic.
+    CreateTopic(CreateTopic),
+    /// List topics.
+    ListTopics,
+    /// Describe a topic.
+    DescribeTopic {
+        /// Topic name.
+        topic: String,
+    },
+    /// Change a topic.
+    AlterTopic {
+        /// Topic name.
+        topic: String,
+        /// The change.
+        #[serde(default)]
+        changes: AlterTopic,
+    },
+    /// Delete a topic and its data.
+    DeleteTopic {
+        /// Topic name.
+        topic: String,
+    },
+    /// Produce records (routed one by one) or encoded record batches (to one partition, or
+    /// routed by the broker when `partition` is absent).
+    Produce {
+        /// Topic name.
+        topic: String,
+        /// Acknowledgement level.
+        #[serde(default)]
+        acks: Acks,
+        /// Records to route (JSON clients).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        records: Vec<ProduceRecord>,
+        /// Encoded record batches (SDKs).
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::data::base64_bytes_opt"
+        )]
+        batches: Option<Vec<u8>>,
+        /// Partition for `batches`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partition: Option<u32>,
+    },
+    /// Read records from one partition, waiting up to `max_wait_ms` for some to arrive.
+    Fetch {
+        /// Topic name.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// First offset wanted.
+        offset: u64,
+        /// Byte budget (at least one batch is returned).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_bytes: Option<u64>,
+        /// Long-poll time when nothing is there yet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_wait_ms: Option<u64>,
+    },
+    /// Offsets of a topic's partitions, optionally the offset for a timestamp.
+    ListOffsets {
+        /// Topic name.
+        topic: String,
+        /// Find the first offset at or after this timestamp (ms).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timestamp: Option<i64>,
+    },
+    /// Start pushing records of some partitions as they arrive. Flow control by credit: the
+    /// server sends while the subscription has byte credit left and stops when it runs out;
+    /// the client grants more with `credit`.
+    Subscribe {
+        /// Topic name.
+        topic: String,
+        /// Partitions (default: all).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partitions: Option<Vec<u32>>,
+        /// Where to start.
+        #[serde(default)]
+        from: StartFrom,
+        /// Initial byte credit.
+        credit_bytes: u64,
+    },
+    /// Grant a subscription more byte credit.
+    Credit {
+        /// Subscription id from `subscribed`.
+        subscription: u64,
+        /// Bytes to add.
+        bytes: u64,
+    },
+    /// Stop a subscription.
+    Unsubscribe {
+        /// Subscription id.
+        subscription: u64,
+    },
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerFrame {
+    /// The id of the request answered; absent on pushes (and on errors about frames that
+    /// could not be read far enough to find an id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// The content.
+    #[serde(flatten)]
+    pub body: ServerBody,
+}
+
+/// Content of a server frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerBody {
+    /// Success.
+    Ok(Response),
+    /// Failure of the request with this id (or of the connection, without id).
+    Error(ErrorBody),
+    /// Records pushed for a subscription.
+    Records(Delivery),
+}
+
+/// Successful answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Handshake done.
+    Hello(HelloResponse),
+    /// A topic (create, describe, alter).
+    Topic(TopicDescription),
+    /// Topic list.
+    Topics(TopicList),
+    /// A topic was deleted.
+    Deleted {
+        /// Its name.
+        topic: String,
+    },
+    /// Produce result.
+    Produced(ProduceResponse),
+    /// Fetch result.
+    Fetched(FetchResponse),
+    /// Offsets.
+    Offsets(OffsetsResponse),
+    /// A subscription started.
+    Subscribed {
+        /// Its id, used in deliveries, `credit` and `unsubscribe`.
+        subscription: u64,
+        /// Starting offset per partition.
+        positions: Vec<RecordOffset>,
+    },
+    /// Done (credit, unsubscribe).
+    Done,
+}
+
+/// Records pushed for a subscription (same content as a fetch result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The subscription.
+    pub subscription: u64,
+    /// Records of one partition.
+    #[serde(flatten)]
+    pub fetch: FetchResponse,
+}
+
+/// Decoding a frame failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FrameError(pub String);
+
+impl From<FrameError> for ErrorBody {
+    fn from(e: FrameError) -> Self {
+        ErrorBody::new(ErrorCode::BadRequest, e.0)
+    }
+}
+
+/// Encodes a frame as JSON text.
+pub fn to_json<T: Serialize>(frame: &T) -> String {
+    serde_json::to_string(frame).expect("protocol types always serialize to JSON")
+}
+
+/// Encodes a frame as MessagePack (named fields).
+pub fn to_binary<T: Serialize>(frame: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(frame).expect("protocol types always serialize to MessagePack")
+}
+
+/// Decodes a JSON frame.
+pub fn from_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, FrameError> {
+    serde_json::from_str(text).map_err(|e| FrameError(format!("malformed JSON frame: {e}")))
+}
+
+/// Decodes a MessagePack frame.
+pub fn from_binary<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, FrameError> {
+    rmp_serde::from_slice(bytes).map_err(|e| FrameError(format!("malformed binary frame: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(frame: &ClientFrame) {
+        let json = to_json(frame);
+        assert_eq!(&from_json::<ClientFrame>(&json).unwrap(), frame, "{json}");
+        let bin = to_binary(frame);
+        assert_eq!(&from_binary::<ClientFrame>(&bin).unwrap(), frame);
+    }
+
+    #[test]
+    fn client_frames_round_trip_in_both_encodings() {
+        round_trip(&ClientFrame {
+            id: 1,
+            request: Request::Hello {
+                version: 1,
+                client: Some("t".into()),
+            },
+        });
+        round_trip(&ClientFrame {
+            id: 2,
+            request: Request::Produce {
+                topic: "t".into(),
+                acks: Acks::Leader,
+                records: vec![ProduceRecord {
+                    key: Some("k".into()),
+                    value: Some(vec![0u8, 255].into()),
+                    headers: Headers(vec![("h".into(), None), ("h".into(), Some("x".into()))]),
+                    partition: Some(3),
+                    timestamp: Some(5),
+                }],
+                batches: Some(vec![1, 2, 3]),
+                partition: None,
+            },
+        });
+        round_trip(&ClientFrame {
+            id: 3,
+            request: Request::Subscribe {
+                topic: "t".into(),
+                partitions: None,
+                from: StartFrom::Timestamp(9),
+                credit_bytes: 100,
+            },
+        });
+        round_trip(&ClientFrame {
+            id: 4,
+            request: Request::ListTopics,
+        });
+    }
+
+    #[test]
+    fn the_documented_json_shapes_parse() {
+        let f: ClientFrame =
+            from_json(r#"{"id":1,"op":"hello","version":1,"client":"my-app"}"#).unwrap();
+        assert_eq!(
+            f.request,
+            Request::Hello {
+                version: 1,
+                client: Some("my-app".into())
+            }
+        );
+        let f: ClientFrame = from_json(
+            r#"{"id":2,"op":"produce","topic":"orders","records":[{"key":"k","value":"v"}]}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            f.request,
+            Request::Produce {
+                acks: Acks::All,
+                ..
+            }
+        ));
+        let f: ClientFrame = from_json(
+            r#"{"id":5,"op":"subscribe","topic":"t","from":{"offset":7},"credit_bytes":10}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            f.request,
+            Request::Subscribe {
+                from: StartFrom::Offset(7),
+                ..
+            }
+        ));
+        let f: ClientFrame = from_json(
+            r#"{"id":5,"op":"subscribe","topic":"t","from":"earliest","credit_bytes":10}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            f.request,
+            Request::Subscribe {
+                from: StartFrom::Earliest,
+                ..
+            }
+        ));
+        let ok = ServerFrame {
+            id: Some(2),
+            body: ServerBody::Ok(Response::Produced(ProduceResponse {
+                offsets: vec![RecordOffset {
+                    partition: 0,
+                    offset: 41,
+                }],
+            })),
+        };
+        assert_eq!(
+            to_json(&ok),
+            r#"{"id":2,"ok":{"type":"produced","offsets":[{"partition":0,"offset":41}]}}"#
+        );
+        let err = ServerFrame {
+            id: Some(3),
+            body: ServerBody::Error(ErrorBody::new(ErrorCode::UnknownTopic, "no")),
+        };
+        assert_eq!(
+            to_json(&err),
+            r#"{"id":3,"error":{"code":"unknown_topic","message":"no"}}"#
+        );
+        let back: ServerFrame = from_json(&to_json(&err)).unwrap();
+        assert_eq!(back, err);
+        let bin: ServerFrame = from_binary(&to_binary(&ok)).unwrap();
+        assert_eq!(bin, ok);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for junk in [
+            "",
+            "{",
+            "null",
+            "[]",
+            r#"{"id":1}"#,
+            r#"{"id":1,"op":"fly"}"#,
+            r#"{"id":-1,"op":"list_topics"}"#,
+        ] {
+            assert!(from_json::<ClientFrame>(junk).is_err(), "{junk}");
+        }
+        for junk in [
+            &[][..],
+            &[0xc1],
+            &[0x81, 0xa2, b'i', b'd'],
+            &[0xdf, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            assert!(from_binary::<ClientFrame>(junk).is_err());
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Request and response types. The HTTP API uses them as JSON bodies; the WebSocket protocol
+//! wraps them in frames ([`crate::frame`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Payload;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Record headers: an ordered list of (key, value) pairs; keys may repeat, values may be null.
+/// In JSON an object (`{"trace": "abc", "bin": {"base64": "AAE="}}`), order kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers(pub Vec<(String, Option<Payload>)>);
+
+impl Headers {
+    /// No headers.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Headers {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Headers;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of header names to values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some((k, v)) = map.next_entry::<String, Option<Payload>>()? {
+                    out.push((k, v));
+                }
+                Ok(Headers(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// How many replicas must have a record before the produce is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// Answer without waiting for the write (`0`): errors after validation are not reported.
+    None,
+    /// Answer once the leader wrote it (`1`).
+    Leader,
+    /// Answer once every in-sync replica has it (`all` or `-1`); on one broker, the local write
+    /// under the topic's durability policy.
+    #[default]
+    All,
+}
+
+impl FromStr for Acks {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "0" => Ok(Acks::None),
+            "1" => Ok(Acks::Leader),
+            "all" | "-1" => Ok(Acks::All),
+            other => Err(format!("acks must be 0, 1 or all, not `{other}`")),
+        }
+    }
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        })
+    }
+}
+
+impl Serialize for Acks {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Acks {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Acks;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("0, 1, \"all\" or -1")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Acks, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Acks, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Acks, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Create a topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    /// 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`; `__` prefixes are internal.
+    pub name: String,
+    /// Number of partitions (default 1).
+    #[serde(default = "one")]
+    pub partitions: u32,
+    /// Copies of each partition (1 until clustering).
+    #[serde(default = "one_u16")]
+    pub replication_factor: u16,
+    /// Topic settings by name (`retention.ms`, `cleanup.policy`, `max.message.bytes`, ...).
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn one_u16() -> u16 {
+    1
+}
+
+/// Change a topic: settings (a null value resets one to its default) and/or the partition count
+/// (it can only grow).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AlterTopic {
+    /// Settings to set, or reset with null.
+    #[serde(default)]
+    pub configs: BTreeMap<String, Option<String>>,
+    /// New total number of partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
+}
+
+/// One line of a topic listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TopicSummary {
+    /// Name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: u32,
+    /// Whether it is internal (`__` prefix).
+    pub internal: bool,
+}
+
+/// All topics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TopicList {
+    /// Sorted by name.
+    pub topics: Vec<TopicSummary>,
+}
+
+/// State of one partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PartitionInfo {
+    /// Partition number.
+    pub partition: u32,
+    /// First offset still stored.
+    pub log_start_offset: u64,
+    /// Offsets below this are visible to consumers.
+    pub high_watermark: u64,
+    /// Offset the next record gets.
+    pub log_end_offset: u64,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// Segment files.
+    pub segments: u32,
+}
+
+/// A topic with its partitions and settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TopicDescription {
+    /// Name.
+    pub name: String,
+    /// Whether it is internal.
+    pub internal: bool,
+    /// Copies of each partition.
+    pub replication_factor: u16,
+    /// Partitions in order.
+    pub partitions: Vec<PartitionInfo>,
+    /// Every setting with its effective value.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRecord {
+    /// Routing key; records with the same key go to the same partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub key: Option<Payload>,
+    /// The value; null is a tombstone in a compacted topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub value: Option<Payload>,
+    /// Headers.
+    #[serde(default, skip_serializing_if = "Headers::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub headers: Headers,
+    /// Explicit partition (overrides routing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+    /// Timestamp in ms since the epoch (default: now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+/// HTTP produce body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRequest {
+    /// Records, routed individually.
+    pub records: Vec<ProduceRecord>,
+}
+
+/// Where a produced record (or batch) went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RecordOffset {
+    /// Partition.
+    pub partition: u32,
+    /// Offset of the record (of the batch's first record for batch produce).
+    pub offset: u64,
+}
+
+/// Answer to a produce: one entry per record, in request order (per batch for batch produce).
+/// With `acks=0` the offsets are not known and the list is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ProduceResponse {
+    /// Where each record went.
+    pub offsets: Vec<RecordOffset>,
+}
+
+/// One record as consumers see it in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConsumedRecord {
+    /// Offset in the partition.
+    pub offset: u64,
+    /// Timestamp, ms since the epoch.
+    pub timestamp: i64,
+    /// Key (null when none).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub key: Option<Payload>,
+    /// Value (null for a tombstone).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub value: Option<Payload>,
+    /// Headers.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub headers: Headers,
+}
+
+/// Records fetched from one partition. JSON carries decoded `records`; the binary encoding
+/// carries the stored record batches in `batches` (Kafka RecordBatch v2, byte for byte), whose
+/// first batch may start before the requested offset (skip records below it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FetchResponse {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Decoded records at or after the requested offset (JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<ConsumedRecord>,
+    /// Raw record batches (binary).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::data::base64_bytes_opt"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
+    pub batches: Option<Vec<u8>>,
+    /// Where to fetch next.
+    pub next_offset: u64,
+    /// Offsets below this are readable.
+    pub high_watermark: u64,
+    /// First offset still stored.
+    pub log_start_offset: u64,
+}
+
+/// Offsets of one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PartitionOffsets {
+    /// Partition.
+    pub partition: u32,
+    /// First offset still stored.
+    pub earliest: u64,
+    /// The high watermark: where a consumer starting at "latest" begins.
+    pub latest: u64,
+    /// For a `timestamp` query: the first offset whose record timestamp is at or after it
+    /// (null when there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_for_timestamp: Option<Option<u64>>,
+}
+
+/// Offsets of a topic's partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OffsetsResponse {
+    /// Topic.
+    pub topic: String,
+    /// Partitions in order.
+    pub partitions: Vec<PartitionOffsets>,
+}
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StartFrom {
+    /// The first stored offset.
+    Earliest,
+    /// The high watermark: only new records.
+    #[default]
+    Latest,
+    /// An explicit offset (same for every partition).
+    Offset(u64),
+    /// The first record at or after this timestamp (ms).
+    Timestamp(i64),
+}
+
+/// The broker's answer to `hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HelloResponse {
+    /// The protocol version this connection speaks.
+    pub version: u32,
+    /// Server name and version.
+    pub server: String,
+    /// Largest frame the server accepts, in bytes.
+    pub max_frame_bytes: u64,
+    /// Most requests a connection may have in flight.
+    pub max_in_flight: u32,
+}
