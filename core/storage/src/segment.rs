@@ -317,7 +317,9 @@ impl Segment {
                 corrupt: None,
             }
         };
-        if trusted.is_none()
+        // The scan set the roll clock from record timestamps; the file's creation time is a
+        // better stand-in for when the segment got its first batch.
+        if trusted.is_none_or(|t| t.position == 0)
             && let Ok(created) = seg.file.metadata().and_then(|m| m.created())
             && let Ok(since) = created.duration_since(std::time::UNIX_EPOCH)
             && !seg.is_empty()

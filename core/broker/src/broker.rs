@@ -1,0 +1,858 @@
+//! [`Broker`]: owns the topics of one data directory and serves produce, fetch and admin
+//! requests. Blocking log work runs on tokio's blocking pool so request tasks never stall.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use sluice_protocol::types::*;
+use sluice_protocol::{ErrorBody, ErrorCode, is_internal_topic, partitioner, validate_topic_name};
+use sluice_record::varint::{varint_len, varlong_len};
+use sluice_record::{BatchBuilder, Batches, HEADER_LEN};
+use sluice_storage::{
+    Log, LogConfig, Maintainer, MaintainerConfig, ReadBound, ReadInfo, StorageError, now_ms,
+};
+
+use crate::topic::{Partition, Topic, TopicManifest, TopicSettings};
+
+/// Broker settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Where topics live (`<data_dir>/topics/<name>/<partition>/`).
+    pub data_dir: PathBuf,
+    /// Create a topic on first produce instead of failing with `unknown_topic`.
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics.
+    pub default_partitions: u32,
+    /// Most partitions one topic may have.
+    pub max_partitions: u32,
+    /// Defaults for every topic's log settings.
+    pub log_defaults: LogConfig,
+    /// Background flush / retention / compaction timing.
+    pub maintenance: MaintainerConfig,
+    /// Longest long-poll a fetch may ask for, in ms.
+    pub max_fetch_wait_ms: u64,
+    /// Largest byte budget of one fetch.
+    pub max_fetch_bytes: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dir: PathBuf::from("./data"),
+            auto_create_topics: false,
+            default_partitions: 1,
+            max_partitions: 10_000,
+            log_defaults: LogConfig::default(),
+            maintenance: MaintainerConfig::default(),
+            max_fetch_wait_ms: 30_000,
+            max_fetch_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What a fetch returned: stored batches and where to continue.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Whole record batches; the first may start before the requested offset.
+    pub batches: Vec<u8>,
+    /// Read details (next offset, watermarks).
+    pub info: ReadInfo,
+}
+
+/// The broker core. Cheap to share (`Arc<Broker>`).
+pub struct Broker {
+    config: BrokerConfig,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    maintainer: Maintainer,
+}
+
+fn storage_error(e: StorageError) -> ErrorBody {
+    match e {
+        StorageError::OffsetOutOfRange {
+            requested,
+            log_start,
+            log_end,
+        } => ErrorBody {
+            code: ErrorCode::OffsetOutOfRange,
+            message: format!(
+                "offset {requested} is out of range: the partition holds offsets {log_start} to {log_end} (exclusive); seek to one of them"
+            ),
+            log_start_offset: Some(log_start),
+            log_end_offset: Some(log_end),
+        },
+        StorageError::InvalidBatch { .. } | StorageError::IncompleteAppend { .. } => {
+            ErrorBody::new(ErrorCode::InvalidRecords, e.to_string())
+        }
+        StorageError::AppendTooLarge { .. } => {
+            ErrorBody::new(ErrorCode::RecordTooLarge, e.to_string())
+        }
+        StorageError::KeyRequired { .. } => ErrorBody::new(ErrorCode::KeyRequired, e.to_string()),
+        other => {
+            tracing::error!(error = %other, "storage error");
+            ErrorBody::new(ErrorCode::StorageError, other.to_string())
+        }
+    }
+}
+
+fn unknown_topic(name: &str) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::UnknownTopic,
+        format!(
+            "topic `{name}` does not exist; create it first (POST /v1/topics or `sluice topic create {name}`)"
+        ),
+    )
+}
+
+fn io_error(what: &str, e: std::io::Error) -> ErrorBody {
+    tracing::error!(error = %e, "{what}");
+    ErrorBody::new(ErrorCode::StorageError, format!("{what}: {e}"))
+}
+
+/// Exact encoded size of one record (with its length prefix) in a batch: what
+/// `BatchBuilder::push` will write for it.
+fn encoded_record_len(
+    timestamp_delta: i64,
+    offset_delta: i32,
+    r: &ProduceRecord,
+    headers: &[(&[u8], Option<&[u8]>)],
+) -> usize {
+    let opt = |b: Option<&[u8]>| b.map_or(varint_len(-1), |b| varint_len(b.len() as i32) + b.len());
+    let mut body = 1 + varlong_len(timestamp_delta) + varint_len(offset_delta);
+    body += opt(r.key.as_ref().map(|k| k.as_bytes()));
+    body += opt(r.value.as_ref().map(|v| v.as_bytes()));
+    body += varint_len(headers.len() as i32);
+    for (k, v) in headers {
+        body += varint_len(k.len() as i32) + k.len() + opt(*v);
+    }
+    varint_len(body as i32) + body
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ErrorBody> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("background task failed: {e}")))
+}
+
+impl Broker {
+    /// Opens every topic under `config.data_dir` (recovering their logs) and starts the
+    /// background maintenance thread.
+    pub fn open(config: BrokerConfig) -> Result<Broker, ErrorBody> {
+        config
+            .log_defaults
+            .validate()
+            .map_err(|e| ErrorBody::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        let topics_dir = config.data_dir.join("topics");
+        std::fs::create_dir_all(&topics_dir).map_err(|e| io_error("create data directory", e))?;
+        let maintainer = Maintainer::spawn(config.maintenance);
+        let mut topics = BTreeMap::new();
+        let entries = std::fs::read_dir(&topics_dir).map_err(|e| io_error("list topics", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("list topics", e))?;
+            let dir = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".deleted") {
+                // A deletion interrupted by a crash: finish it.
+                let _ = std::fs::remove_dir_all(&dir);
+                continue;
+            }
+            let manifest = match TopicManifest::read(&dir) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "skipping a directory without a readable topic.json");
+                    continue;
+                }
+            };
+            let topic = Self::open_topic(&config, dir, manifest)?;
+            for p in topic.partitions() {
+                maintainer.register(&p.log);
+            }
+            topics.insert(topic.name.clone(), topic);
+        }
+        tracing::info!(topics = topics.len(), dir = %config.data_dir.display(), "broker opened");
+        Ok(Broker {
+            config,
+            topics: RwLock::new(topics),
+            maintainer,
+        })
+    }
+
+    fn open_topic(
+        config: &BrokerConfig,
+        dir: PathBuf,
+        manifest: TopicManifest,
+    ) -> Result<Arc<Topic>, ErrorBody> {
+        let settings = TopicSettings::resolve(&config.log_defaults, manifest.configs.clone())?;
+        let mut partitions = Vec::with_capacity(manifest.partitions as usize);
+        for p in 0..manifest.partitions {
+            let log =
+                Log::open(dir.join(p.to_string()), settings.log.clone()).map_err(storage_error)?;
+            partitions.push(Arc::new(Partition::new(p, Arc::new(log))));
+        }
+        Ok(Arc::new(Topic {
+            name: manifest.name,
+            dir,
+            replication_factor: manifest.replication_factor,
+            created_ms: manifest.created_ms,
+            settings: RwLock::new(settings),
+            partitions: RwLock::new(partitions),
+            sticky: AtomicU32::new(0),
+        }))
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>, ErrorBody> {
+        self.topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unknown_topic(name))
+    }
+
+    /// All topics.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    /// Creates a topic. Internal topics (`__` prefix) are refused unless `internal` is set.
+    pub async fn create_topic(&self, req: CreateTopic) -> Result<TopicDescription, ErrorBody> {
+        self.create_topic_inner(req, false).await
+    }
+
+    async fn create_topic_inner(
+        &self,
+        req: CreateTopic,
+        internal: bool,
+    ) -> Result<TopicDescription, ErrorBody> {
+        validate_topic_name(&req.name)
+            .map_err(|m| ErrorBody::new(ErrorCode::InvalidTopicName, m))?;
+        if is_internal_topic(&req.name) && !internal {
+            return Err(ErrorBody::new(
+                ErrorCode::InternalTopic,
+                format!(
+                    "`{}` starts with `__`, which is reserved for internal topics",
+                    req.name
+                ),
+            ));
+        }
+        if req.partitions == 0 || req.partitions > self.config.max_partitions {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "partitions must be between 1 and {}",
+                    self.config.max_partitions
+                ),
+            ));
+        }
+        if req.replication_factor != 1 {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "replication factor {} needs a cluster; this broker runs alone, so use 1",
+                    req.replication_factor
+                ),
+            ));
+        }
+        let settings = TopicSettings::resolve(&self.config.log_defaults, req.configs.clone())?;
+        if self.topics.read().contains_key(&req.name) {
+            return Err(ErrorBody::new(
+                ErrorCode::TopicExists,
+                format!("topic `{}` exists already", req.name),
+            ));
+        }
+        let manifest = TopicManifest {
+            version: 1,
+            name: req.name.clone(),
+            partitions: req.partitions,
+            replication_factor: req.replication_factor,
+            configs: settings.overrides.clone(),
+            created_ms: now_ms(),
+        };
+        let dir = self.config.data_dir.join("topics").join(&req.name);
+        let config = self.config.clone();
+        let topic = blocking(move || -> Result<Arc<Topic>, ErrorBody> {
+            if dir.exists() {
+                return Err(ErrorBody::new(
+                    ErrorCode::TopicExists,
+                    "topic directory exists already",
+                ));
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| io_error("create topic directory", e))?;
+            manifest
+                .write(&dir)
+                .map_err(|e| io_error("write topic manifest", e))?;
+            Self::open_topic(&config, dir, manifest)
+        })
+        .await??;
+        {
+            let mut topics = self.topics.write();
+            if topics.contains_key(&topic.name) {
+                return Err(ErrorBody::new(
+                    ErrorCode::TopicExists,
+                    format!("topic `{}` exists already", topic.name),
+                ));
+            }
+            topics.insert(topic.name.clone(), topic.clone());
+        }
+        for p in topic.partitions() {
+            self.maintainer.register(&p.log);
+        }
+        tracing::info!(topic = %topic.name, partitions = topic.partition_count(), "topic created");
+        Ok(topic.describe())
+    }
+
+    /// Lists topics.
+    pub fn list_topics(&self) -> TopicList {
+        TopicList {
+            topics: self
+                .topics()
+                .iter()
+                .map(|t| TopicSummary {
+                    name: t.name.clone(),
+                    partitions: t.partition_count(),
+                    internal: is_internal_topic(&t.name),
+                })
+                .collect(),
+        }
+    }
+
+    /// Describes a topic.
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription, ErrorBody> {
+        Ok(self.topic(name)?.describe())
+    }
+
+    /// Changes settings and/or grows the partition count.
+    pub async fn alter_topic(
+        &self,
+        name: &str,
+        change: AlterTopic,
+    ) -> Result<TopicDescription, ErrorBody> {
+        let topic = self.topic(name)?;
+        if is_internal_topic(name) {
+            return Err(ErrorBody::new(
+                ErrorCode::InternalTopic,
+                format!("`{name}` is internal and cannot be altered"),
+            ));
+        }
+        let mut overrides = topic.settings().overrides;
+        for (k, v) in change.configs {
+            match v {
+                Some(v) => overrides.insert(k, v),
+                None => overrides.remove(&k),
+            };
+        }
+        let settings = TopicSettings::resolve(&self.config.log_defaults, overrides)?;
+        let current = topic.partition_count();
+        let target = change.partitions.unwrap_or(current);
+        if target < current {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "topic `{name}` has {current} partitions; partitions can be added, never removed"
+                ),
+            ));
+        }
+        if target > self.config.max_partitions {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidConfig,
+                format!("partitions must be at most {}", self.config.max_partitions),
+            ));
+        }
+        let t = topic.clone();
+        let new_settings = settings.clone();
+        let added = blocking(move || -> Result<Vec<Arc<Partition>>, ErrorBody> {
+            for p in t.partitions() {
+                p.log
+                    .set_config(new_settings.log.clone())
+                    .map_err(storage_error)?;
+            }
+            let mut added = Vec::new();
+            for p in current..target {
+                let log = Log::open(t.dir.join(p.to_string()), new_settings.log.clone())
+                    .map_err(storage_error)?;
+                added.push(Arc::new(Partition::new(p, Arc::new(log))));
+            }
+            Ok(added)
+        })
+        .await??;
+        *topic.settings.write() = settings;
+        for p in &added {
+            self.maintainer.register(&p.log);
+        }
+        topic.partitions.write().extend(added);
+        let manifest = topic.manifest();
+        let dir = topic.dir.clone();
+        blocking(move || manifest.write(&dir))
+            .await?
+            .map_err(|e| io_error("write topic manifest", e))?;
+        tracing::info!(topic = name, partitions = target, "topic altered");
+        Ok(topic.describe())
+    }
+
+    /// Deletes a topic and its files.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ErrorBody> {
+        if is_internal_topic(name) {
+            return Err(ErrorBody::new(
+                ErrorCode::InternalTopic,
+                format!("`{name}` is internal and cannot be deleted"),
+            ));
+        }
+        let topic = self
+            .topics
+            .write()
+            .remove(name)
+            .ok_or_else(|| unknown_topic(name))?;
+        let dir = topic.dir.clone();
+        drop(topic);
+        // Rename first so a crash mid-delete never leaves a half topic that reopens.
+        let doomed = dir.with_file_name(format!("{name}.{}.deleted", now_ms()));
+        blocking(move || -> std::io::Result<()> {
+            std::fs::rename(&dir, &doomed)?;
+            std::fs::remove_dir_all(&doomed)
+        })
+        .await?
+        .map_err(|e| io_error("delete topic files", e))?;
+        tracing::info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    fn topic_for_produce(&self, name: &str) -> Result<Option<Arc<Topic>>, ErrorBody> {
+        if is_internal_topic(name) {
+            return Err(ErrorBody::new(
+                ErrorCode::InternalTopic,
+                format!("`{name}` is internal; clients cannot produce to it"),
+            ));
+        }
+        match self.topic(name) {
+            Ok(t) => Ok(Some(t)),
+            Err(_) if self.config.auto_create_topics => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>, ErrorBody> {
+        if let Some(t) = self.topic_for_produce(name)? {
+            return Ok(t);
+        }
+        let req = CreateTopic {
+            name: name.to_string(),
+            partitions: self.config.default_partitions,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        match self.create_topic(req).await {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::TopicExists => {}
+            Err(e) => return Err(e),
+        }
+        self.topic(name)
+    }
+
+    /// Produces records, routing each: explicit partition, else murmur2 of the key as Kafka's
+    /// default partitioner, else one partition per request chosen round-robin (sticky per
+    /// batch). Records of one partition become one batch (or several if they exceed
+    /// `max.message.bytes`); nothing is written if any record is invalid. Answers offsets per
+    /// record, in request order (none with `acks=0`).
+    pub async fn produce_records(
+        &self,
+        topic: &str,
+        records: Vec<ProduceRecord>,
+        acks: Acks,
+    ) -> Result<ProduceResponse, ErrorBody> {
+        if records.is_empty() {
+            return Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                "no records to produce",
+            ));
+        }
+        let topic = self.topic_or_create(topic).await?;
+        let n = topic.partition_count();
+        let settings = topic.settings();
+        let sticky = topic.next_sticky(n);
+        // Route.
+        let mut routes = Vec::with_capacity(records.len());
+        for r in &records {
+            let p = match (r.partition, &r.key) {
+                (Some(p), _) => {
+                    if p >= n {
+                        return Err(topic.partition(p).err().expect("out of range"));
+                    }
+                    p
+                }
+                (None, Some(k)) => partitioner::partition_for_key(k.as_bytes(), n),
+                (None, None) => sticky,
+            };
+            routes.push(p);
+        }
+        // Encode one or more batches per partition, in record order, before writing anything.
+        let now = now_ms() as i64;
+        let max = settings.max_message_bytes as usize;
+        let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, &p) in routes.iter().enumerate() {
+            by_partition.entry(p).or_default().push(i);
+        }
+        let mut offsets = vec![
+            RecordOffset {
+                partition: 0,
+                offset: 0
+            };
+            records.len()
+        ];
+        let mut jobs = Vec::new();
+        let mut headers: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+        for (p, idx) in by_partition {
+            // Split the partition's records into batches of at most `max` bytes.
+            let mut groups: Vec<(i64, Vec<usize>)> = Vec::new();
+            let mut len = 0usize;
+            for &i in &idx {
+                let r = &records[i];
+                let ts = r.timestamp.unwrap_or(now);
+                headers.clear();
+                headers.extend(
+                    r.headers
+                        .0
+                        .iter()
+                        .map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))),
+                );
+                if let Some((base_ts, group)) = groups.last_mut() {
+                    let add = encoded_record_len(ts - *base_ts, group.len() as i32, r, &headers);
+                    if len + add <= max {
+                        group.push(i);
+                        len += add;
+                        continue;
+                    }
+                }
+                let alone = HEADER_LEN + encoded_record_len(0, 0, r, &headers);
+                if alone > max {
+                    return Err(ErrorBody::new(
+                        ErrorCode::RecordTooLarge,
+                        format!(
+                            "record {i} encodes to a {alone}-byte batch, larger than the topic's max.message.bytes ({max}); send smaller records or raise the setting"
+                        ),
+                    ));
+                }
+                groups.push((ts, vec![i]));
+                len = alone;
+            }
+            let mut out = Vec::with_capacity(len * groups.len());
+            for (base_ts, group) in &groups {
+                let mut b = BatchBuilder::new(&mut out, 0, *base_ts);
+                for &i in group {
+                    let r = &records[i];
+                    headers.clear();
+                    headers.extend(
+                        r.headers
+                            .0
+                            .iter()
+                            .map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))),
+                    );
+                    b.push(
+                        r.timestamp.unwrap_or(now),
+                        r.key.as_ref().map(|k| k.as_bytes()),
+                        r.value.as_ref().map(|v| v.as_bytes()),
+                        &headers,
+                    );
+                }
+                b.finish().expect("a group holds at least one record");
+            }
+            debug_assert!(Batches::new(&out).all(|b| b.is_ok_and(|b| b.as_bytes().len() <= max)));
+            jobs.push((topic.partition(p)?, out, idx));
+        }
+        let mut pending = Vec::new();
+        for (partition, mut bytes, idx) in jobs {
+            let part = partition.clone();
+            let task = tokio::task::spawn_blocking(move || {
+                let r = part.log.append(&mut bytes, 0);
+                if r.is_ok() {
+                    part.advance_high_watermark();
+                }
+                r
+            });
+            pending.push((partition.id, task, idx));
+        }
+        if acks == Acks::None {
+            tokio::spawn(async move {
+                for (p, task, _) in pending {
+                    if let Ok(Err(e)) = task.await {
+                        tracing::warn!(partition = p, error = %e, "acks=0 produce failed");
+                    }
+                }
+            });
+            return Ok(ProduceResponse { offsets: vec![] });
+        }
+        for (p, task, idx) in pending {
+            let info = task
+                .await
+                .map_err(|e| {
+                    ErrorBody::new(ErrorCode::Internal, format!("append task failed: {e}"))
+                })?
+                .map_err(storage_error)?;
+            for (k, &i) in idx.iter().enumerate() {
+                offsets[i] = RecordOffset {
+                    partition: p,
+                    offset: info.first_offset + k as u64,
+                };
+            }
+        }
+        Ok(ProduceResponse { offsets })
+    }
+
+    /// Produces already-encoded record batches (the SDKs' path). With a partition they are
+    /// appended as they are (after validation); without, their records are routed like
+    /// `produce_records`. Answers one entry per appended batch group: (partition, first offset).
+    pub async fn produce_batches(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        mut batches: Vec<u8>,
+        acks: Acks,
+    ) -> Result<ProduceResponse, ErrorBody> {
+        let topic = self.topic_or_create(topic).await?;
+        let max = topic.settings().max_message_bytes as usize;
+        let mut count = 0usize;
+        let mut iter = Batches::new(&batches);
+        for b in iter.by_ref() {
+            let b = b.map_err(|e| {
+                ErrorBody::new(
+                    ErrorCode::InvalidRecords,
+                    format!("invalid record batch: {e}"),
+                )
+            })?;
+            if b.as_bytes().len() > max {
+                return Err(ErrorBody::new(
+                    ErrorCode::RecordTooLarge,
+                    format!(
+                        "a {}-byte batch is larger than the topic's max.message.bytes ({max})",
+                        b.as_bytes().len()
+                    ),
+                ));
+            }
+            count += 1;
+        }
+        if !iter.remainder().is_empty() || count == 0 {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRecords,
+                "the body must hold one or more whole record batches",
+            ));
+        }
+        let partition = match partition {
+            Some(p) => p,
+            None if topic.partition_count() == 1 => 0,
+            None => {
+                let records = Self::decode_for_routing(&batches)?;
+                let resp = self.produce_records(&topic.name, records, acks).await?;
+                return Ok(resp);
+            }
+        };
+        let part = topic.partition(partition)?;
+        let task = tokio::task::spawn_blocking(move || {
+            let r = part.log.append(&mut batches, 0);
+            if r.is_ok() {
+                part.advance_high_watermark();
+            }
+            r
+        });
+        if acks == Acks::None {
+            return Ok(ProduceResponse { offsets: vec![] });
+        }
+        let info = task
+            .await
+            .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("append task failed: {e}")))?
+            .map_err(storage_error)?;
+        Ok(ProduceResponse {
+            offsets: vec![RecordOffset {
+                partition,
+                offset: info.first_offset,
+            }],
+        })
+    }
+
+    fn decode_for_routing(bytes: &[u8]) -> Result<Vec<ProduceRecord>, ErrorBody> {
+        let bad = |e: sluice_record::RecordError| {
+            ErrorBody::new(
+                ErrorCode::InvalidRecords,
+                format!("invalid record batch: {e}"),
+            )
+        };
+        let mut out = Vec::new();
+        for b in Batches::new(bytes) {
+            let b = b.map_err(bad)?;
+            b.validate().map_err(bad)?;
+            let h = *b.header();
+            for r in b.records().map_err(bad)? {
+                let r = r.map_err(bad)?;
+                let headers = r
+                    .headers()
+                    .map(|h| {
+                        h.map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.map(Into::into)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(bad)?;
+                out.push(ProduceRecord {
+                    key: r.key.map(Into::into),
+                    value: r.value.map(Into::into),
+                    headers: Headers(headers),
+                    partition: None,
+                    timestamp: Some(r.timestamp(h.base_timestamp)),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads batches from `offset`, waiting up to `max_wait_ms` (capped by the broker) for
+    /// records when there are none yet. Wakes as soon as the high watermark moves.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: u64,
+        max_wait_ms: u64,
+    ) -> Result<Fetched, ErrorBody> {
+        let part = self.topic(topic)?.partition(partition)?;
+        let max_bytes = max_bytes.clamp(1, self.config.max_fetch_bytes) as usize;
+        let wait = Duration::from_millis(max_wait_ms.min(self.config.max_fetch_wait_ms));
+        let mut hw = part.watch_high_watermark();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let log = part.log.clone();
+            let (batches, info) = blocking(move || {
+                let mut buf = Vec::new();
+                log.read_into(offset, max_bytes, ReadBound::HighWatermark, &mut buf)
+                    .map(|i| (buf, i))
+            })
+            .await?
+            .map_err(storage_error)?;
+            if info.bytes > 0 || wait.is_zero() {
+                return Ok(Fetched { batches, info });
+            }
+            // Nothing yet: wait for the high watermark to move past the offset, or time out.
+            let waited = tokio::time::timeout_at(deadline, hw.wait_for(|&h| h > offset)).await;
+            match waited {
+                Ok(Ok(_)) => continue,
+                _ => return Ok(Fetched { batches, info }),
+            }
+        }
+    }
+
+    /// Earliest and latest offsets of each partition, and the offset for a timestamp.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        timestamp: Option<i64>,
+    ) -> Result<OffsetsResponse, ErrorBody> {
+        let t = self.topic(topic)?;
+        let mut partitions = Vec::new();
+        for p in t.partitions() {
+            let log = p.log.clone();
+            let for_ts = match timestamp {
+                Some(ts) => Some(
+                    blocking(move || log.offset_for_timestamp(ts, ReadBound::HighWatermark))
+                        .await?
+                        .map_err(storage_error)?,
+                ),
+                None => None,
+            };
+            partitions.push(PartitionOffsets {
+                partition: p.id,
+                earliest: p.log.log_start_offset(),
+                latest: p.log.high_watermark(),
+                offset_for_timestamp: for_ts,
+            });
+        }
+        Ok(OffsetsResponse {
+            topic: t.name.clone(),
+            partitions,
+        })
+    }
+
+    /// Clean shutdown: flushes and closes every log so the next start scans nothing.
+    pub async fn shutdown(self: Arc<Self>) {
+        let topics: Vec<Arc<Topic>> = std::mem::take(&mut *self.topics.write())
+            .into_values()
+            .collect();
+        let result = blocking(move || {
+            for t in topics {
+                let parts = std::mem::take(&mut *t.partitions.write());
+                for p in parts {
+                    let Ok(p) = Arc::try_unwrap(p) else {
+                        tracing::warn!(topic = %t.name, "partition still in use at shutdown; it will recover on the next start");
+                        continue;
+                    };
+                    match Arc::try_unwrap(p.log) {
+                        Ok(log) => {
+                            if let Err(e) = log.close() {
+                                tracing::error!(topic = %t.name, partition = p.id, error = %e, "closing log");
+                            }
+                        }
+                        Err(log) => {
+                            if let Err(e) = log.flush() {
+                                tracing::error!(topic = %t.name, partition = p.id, error = %e, "flushing log");
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e.message, "shutdown");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_record_len_is_exact() {
+        let cases = [
+            ProduceRecord::default(),
+            ProduceRecord {
+                key: Some("k".into()),
+                value: Some(vec![7u8; 300].into()),
+                headers: Headers(vec![
+                    ("a".into(), None),
+                    ("bb".into(), Some(vec![1u8; 200].into())),
+                ]),
+                ..Default::default()
+            },
+        ];
+        for r in &cases {
+            for (dt, delta) in [(0i64, 0i32), (-5, 1), (1 << 40, 70_000)] {
+                let headers: Vec<(&[u8], Option<&[u8]>)> = r
+                    .headers
+                    .0
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes())))
+                    .collect();
+                let mut out = Vec::new();
+                let mut b = BatchBuilder::new(&mut out, 0, 1000);
+                b.push_with_delta(
+                    delta,
+                    1000 + dt,
+                    r.key.as_ref().map(|k| k.as_bytes()),
+                    r.value.as_ref().map(|v| v.as_bytes()),
+                    &headers,
+                );
+                b.finish().unwrap();
+                assert_eq!(
+                    out.len(),
+                    HEADER_LEN + encoded_record_len(dt, delta, r, &headers)
+                );
+            }
+        }
+    }
+}

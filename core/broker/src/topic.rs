@@ -1,0 +1,229 @@
+//! Topics and partitions: settings, the on-disk topic manifest, and the per-partition log with
+//! its high-watermark watch for long-polling readers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use sluice_protocol::types::{PartitionInfo, TopicDescription};
+use sluice_protocol::{ErrorBody, ErrorCode};
+use sluice_storage::{Log, LogConfig, SETTINGS};
+use tokio::sync::watch;
+
+/// Topic-level setting that is not a log setting: the largest record batch accepted.
+pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+/// Default of [`MAX_MESSAGE_BYTES`]: 1 MiB, as Kafka.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 1 << 20;
+
+/// The effective settings of a topic: the broker's defaults with the topic's overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicSettings {
+    /// Settings of each partition's log.
+    pub log: LogConfig,
+    /// Largest record batch, in bytes.
+    pub max_message_bytes: u64,
+    /// Settings set explicitly on this topic (persisted), by name.
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl TopicSettings {
+    /// Applies `overrides` on top of `defaults`.
+    pub fn resolve(
+        defaults: &LogConfig,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<TopicSettings, ErrorBody> {
+        let mut log = defaults.clone();
+        let mut max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
+        for (k, v) in &overrides {
+            if k == MAX_MESSAGE_BYTES {
+                max_message_bytes = v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (61..=i32::MAX as u64).contains(n))
+                    .ok_or_else(|| {
+                        ErrorBody::new(
+                            ErrorCode::InvalidConfig,
+                            format!("invalid setting {k}: `{v}` must be a byte count from 61 to 2147483647"),
+                        )
+                    })?;
+            } else {
+                log.set(k, v)
+                    .map_err(|e| ErrorBody::new(ErrorCode::InvalidConfig, e.to_string()))?;
+            }
+        }
+        // One append carries at most one request's batches; let it hold a full-size batch.
+        log.max_append_bytes = log.max_append_bytes.max(max_message_bytes);
+        Ok(TopicSettings {
+            log,
+            max_message_bytes,
+            overrides,
+        })
+    }
+
+    /// Every setting with its effective value.
+    pub fn effective(&self) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = SETTINGS
+            .iter()
+            .filter_map(|d| Some((d.name.to_string(), self.log.get(d.name)?)))
+            .collect();
+        out.insert(
+            MAX_MESSAGE_BYTES.to_string(),
+            self.max_message_bytes.to_string(),
+        );
+        out
+    }
+}
+
+/// What `topic.json` holds (format version 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TopicManifest {
+    pub(crate) version: u32,
+    pub(crate) name: String,
+    pub(crate) partitions: u32,
+    pub(crate) replication_factor: u16,
+    pub(crate) configs: BTreeMap<String, String>,
+    pub(crate) created_ms: u64,
+}
+
+impl TopicManifest {
+    pub(crate) const FILE: &'static str = "topic.json";
+
+    pub(crate) fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join("topic.json.tmp");
+        let text = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        std::fs::write(&tmp, text)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, dir.join(Self::FILE))?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    pub(crate) fn read(dir: &Path) -> std::io::Result<TopicManifest> {
+        let text = std::fs::read(dir.join(Self::FILE))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// One partition: its log and a watch of its high watermark that long-polling fetches and
+/// subscriptions wait on.
+pub struct Partition {
+    /// Partition number.
+    pub id: u32,
+    /// The log.
+    pub log: Arc<Log>,
+    hw: watch::Sender<u64>,
+}
+
+impl Partition {
+    pub(crate) fn new(id: u32, log: Arc<Log>) -> Partition {
+        let (hw, _) = watch::channel(log.high_watermark());
+        Partition { id, log, hw }
+    }
+
+    /// Moves the high watermark to the log end and wakes waiting readers.
+    pub(crate) fn advance_high_watermark(&self) {
+        let hw = self.log.set_high_watermark(self.log.log_end_offset());
+        self.hw.send_if_modified(|v| {
+            let changed = *v != hw;
+            *v = hw;
+            changed
+        });
+    }
+
+    /// A receiver that changes when the high watermark moves.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<u64> {
+        self.hw.subscribe()
+    }
+
+    /// State for descriptions.
+    pub fn info(&self) -> PartitionInfo {
+        let segments = self.log.segments();
+        PartitionInfo {
+            partition: self.id,
+            log_start_offset: self.log.log_start_offset(),
+            high_watermark: self.log.high_watermark(),
+            log_end_offset: self.log.log_end_offset(),
+            size_bytes: segments.iter().map(|s| s.size_bytes).sum(),
+            segments: segments.len() as u32,
+        }
+    }
+}
+
+/// A topic: settings and partitions.
+pub struct Topic {
+    /// Name.
+    pub name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) replication_factor: u16,
+    pub(crate) created_ms: u64,
+    pub(crate) settings: RwLock<TopicSettings>,
+    pub(crate) partitions: RwLock<Vec<Arc<Partition>>>,
+    /// Round-robin counter for keyless records (one partition per request: sticky per batch).
+    pub(crate) sticky: AtomicU32,
+}
+
+impl Topic {
+    /// Partition count.
+    pub fn partition_count(&self) -> u32 {
+        self.partitions.read().len() as u32
+    }
+
+    /// A partition by number.
+    pub fn partition(&self, id: u32) -> Result<Arc<Partition>, ErrorBody> {
+        self.partitions
+            .read()
+            .get(id as usize)
+            .cloned()
+            .ok_or_else(|| {
+                ErrorBody::new(
+                    ErrorCode::UnknownPartition,
+                    format!(
+                        "topic `{}` has no partition {id}; it has partitions 0 to {}",
+                        self.name,
+                        self.partition_count().saturating_sub(1)
+                    ),
+                )
+            })
+    }
+
+    /// All partitions.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().clone()
+    }
+
+    /// Effective settings.
+    pub fn settings(&self) -> TopicSettings {
+        self.settings.read().clone()
+    }
+
+    /// The next partition for keyless records.
+    pub(crate) fn next_sticky(&self, partitions: u32) -> u32 {
+        self.sticky.fetch_add(1, Ordering::Relaxed) % partitions.max(1)
+    }
+
+    /// Description for clients.
+    pub fn describe(&self) -> TopicDescription {
+        TopicDescription {
+            name: self.name.clone(),
+            internal: sluice_protocol::is_internal_topic(&self.name),
+            replication_factor: self.replication_factor,
+            partitions: self.partitions().iter().map(|p| p.info()).collect(),
+            configs: self.settings().effective(),
+        }
+    }
+
+    pub(crate) fn manifest(&self) -> TopicManifest {
+        TopicManifest {
+            version: 1,
+            name: self.name.clone(),
+            partitions: self.partition_count(),
+            replication_factor: self.replication_factor,
+            configs: self.settings().overrides,
+            created_ms: self.created_ms,
+        }
+    }
+}
