@@ -358,6 +358,40 @@ mod tests {
     }
 
     #[test]
+    fn offset_for_timestamp_tells_absent_from_null() {
+        let asked: PartitionOffsets = serde_json::from_str(
+            r#"{"partition":0,"earliest":0,"latest":5,"offset_for_timestamp":null}"#,
+        )
+        .unwrap();
+        assert_eq!(asked.offset_for_timestamp, Some(None));
+        let not_asked: PartitionOffsets =
+            serde_json::from_str(r#"{"partition":0,"earliest":0,"latest":5}"#).unwrap();
+        assert_eq!(not_asked.offset_for_timestamp, None);
+        let found = PartitionOffsets {
+            partition: 0,
+            earliest: 0,
+            latest: 5,
+            offset_for_timestamp: Some(Some(3)),
+        };
+        assert_eq!(
+            from_binary::<PartitionOffsets>(&to_binary(&found)).unwrap(),
+            found
+        );
+        let none = PartitionOffsets {
+            offset_for_timestamp: Some(None),
+            ..found.clone()
+        };
+        assert_eq!(
+            from_binary::<PartitionOffsets>(&to_binary(&none)).unwrap(),
+            none
+        );
+        assert_eq!(
+            from_json::<PartitionOffsets>(&to_json(&none)).unwrap(),
+            none
+        );
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
         for junk in [
             "",

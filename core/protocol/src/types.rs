@@ -327,8 +327,17 @@ pub struct PartitionOffsets {
     pub latest: u64,
     /// For a `timestamp` query: the first offset whose record timestamp is at or after it
     /// (null when there is none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub offset_for_timestamp: Option<Option<u64>>,
+}
+
+/// A field that is present (even as null) is `Some`; an absent one is `None` via `default`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
 }
 
 /// Offsets of a topic's partitions.

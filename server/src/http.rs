@@ -1,0 +1,446 @@
+//! The HTTP API under /v1, health and metrics endpoints, and the OpenAPI document.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sluice_protocol::types::*;
+use sluice_protocol::{ErrorBody, ErrorCode};
+use sluice_record::Batches;
+use utoipa::OpenApi;
+
+use crate::serve::AppState;
+
+/// Media type of a body made of encoded record batches (Kafka RecordBatch v2, back to back).
+pub const BATCHES_CONTENT_TYPE: &str = "application/vnd.sluice.batches";
+
+/// An error answered as `{code, message}` with the code's HTTP status.
+pub struct ApiError(pub ErrorBody);
+
+impl From<ErrorBody> for ApiError {
+    fn from(e: ErrorBody) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError(ErrorBody::new(ErrorCode::BadRequest, message))
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Reads the body, turning a too-large body into `request_too_large`.
+fn body(bytes: Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<Bytes> {
+    bytes.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError(ErrorBody::new(
+                ErrorCode::RequestTooLarge,
+                format!("the request body is larger than the broker accepts ({limit} bytes, --max-request-bytes); send fewer records per request"),
+            ))
+        } else {
+            bad_request(format!("cannot read the request body: {e}"))
+        }
+    })
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("malformed JSON body: {e}")))
+}
+
+fn param<T: std::str::FromStr>(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    q.get(name)
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|e| bad_request(format!("query parameter `{name}={v}`: {e}")))
+        })
+        .transpose()
+}
+
+fn partition_param(p: &str) -> ApiResult<u32> {
+    p.parse()
+        .map_err(|_| bad_request(format!("partition `{p}` is not a partition number")))
+}
+
+/// All routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.args.max_request_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/topics", get(list_topics).post(create_topic))
+        .route(
+            "/v1/topics/{topic}",
+            get(describe_topic).patch(alter_topic).delete(delete_topic),
+        )
+        .route("/v1/topics/{topic}/records", axum::routing::post(produce))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/records",
+            get(fetch),
+        )
+        .route("/v1/topics/{topic}/offsets", get(offsets))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/ws", get(crate::ws::upgrade))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Records request latency per endpoint.
+async fn observe(
+    State(state): State<Arc<AppState>>,
+    matched: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let endpoint = matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    // WebSocket upgrades hold their own connection slot for the socket's life.
+    let _permit = if endpoint == "/v1/ws" {
+        None
+    } else {
+        match state.connections.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                return ApiError(ErrorBody::new(
+                    ErrorCode::TooManyConnections,
+                    format!(
+                        "the broker has its maximum of {} connections; retry later",
+                        state.args.max_connections
+                    ),
+                ))
+                .into_response();
+            }
+        }
+    };
+    let resp = next.run(req).await;
+    if endpoint != "/v1/ws" {
+        state
+            .metrics
+            .observe_request(&method, &endpoint, resp.status().as_u16(), start.elapsed());
+    }
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError(ErrorBody::new(
+        ErrorCode::BadRequest,
+        "no such endpoint; see GET /v1/openapi.json for the API",
+    ))
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Serving"), (status = 503, description = "Shutting down")))]
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.shutting_down.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.render(
+        &state.broker,
+        state.args.max_connections - state.connections.available_permits(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/v1/topics", responses((status = 200, body = TopicList)))]
+async fn list_topics(State(state): State<Arc<AppState>>) -> Json<TopicList> {
+    Json(state.broker.list_topics())
+}
+
+#[utoipa::path(post, path = "/v1/topics", request_body = CreateTopic,
+    responses((status = 201, body = TopicDescription), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_topic(
+    State(state): State<Arc<AppState>>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<TopicDescription>)> {
+    let req: CreateTopic = json_body(&body(bytes, state.args.max_request_bytes)?)?;
+    let desc = state.broker.create_topic(req).await?;
+    Ok((StatusCode::CREATED, Json(desc)))
+}
+
+#[utoipa::path(get, path = "/v1/topics/{topic}", params(("topic" = String, Path)),
+    responses((status = 200, body = TopicDescription), (status = 404, body = ErrorBody)))]
+async fn describe_topic(
+    State(state): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+) -> ApiResult<Json<TopicDescription>> {
+    Ok(Json(state.broker.describe_topic(&topic)?))
+}
+
+#[utoipa::path(patch, path = "/v1/topics/{topic}", params(("topic" = String, Path)), request_body = AlterTopic,
+    responses((status = 200, body = TopicDescription), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn alter_topic(
+    State(state): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<TopicDescription>> {
+    let change: AlterTopic = json_body(&body(bytes, state.args.max_request_bytes)?)?;
+    Ok(Json(state.broker.alter_topic(&topic, change).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/topics/{topic}", params(("topic" = String, Path)),
+    responses((status = 200, description = "{\"deleted\": name}"), (status = 404, body = ErrorBody)))]
+async fn delete_topic(
+    State(state): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    state.broker.delete_topic(&topic).await?;
+    Ok(Json(serde_json::json!({ "deleted": topic })))
+}
+
+fn count_records(batches: &[u8]) -> u64 {
+    Batches::new(batches)
+        .flatten()
+        .map(|b| b.header().record_count.max(0) as u64)
+        .sum()
+}
+
+#[utoipa::path(post, path = "/v1/topics/{topic}/records",
+    params(("topic" = String, Path), ("acks" = Option<String>, Query, description = "0, 1 or all (default)"),
+        ("partition" = Option<u32>, Query, description = "For a batches body: the partition (default: routed by key)")),
+    request_body(content = ProduceRequest, description = "JSON records, or encoded record batches with content type application/vnd.sluice.batches"),
+    responses((status = 200, body = ProduceResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn produce(
+    State(state): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<ProduceResponse>> {
+    let bytes = body(bytes, state.args.max_request_bytes)?;
+    let acks: Acks = param(&q, "acks")?.unwrap_or_default();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let binary = content_type.starts_with(BATCHES_CONTENT_TYPE)
+        || content_type.starts_with("application/octet-stream");
+    let (resp, records, partition_of) = if binary {
+        let partition: Option<u32> = param(&q, "partition")?;
+        let records = count_records(&bytes);
+        let resp = state
+            .broker
+            .produce_batches(&topic, partition, bytes.to_vec(), acks)
+            .await?;
+        (resp, records, None)
+    } else {
+        let req: ProduceRequest = json_body(&bytes)?;
+        let n = req.records.len() as u64;
+        let resp = state
+            .broker
+            .produce_records(&topic, req.records, acks)
+            .await?;
+        (resp, n, Some(()))
+    };
+    let _ = partition_of;
+    state
+        .metrics
+        .produced(&topic, &resp, records, bytes.len() as u64);
+    Ok(Json(resp))
+}
+
+/// Decodes stored batches into JSON records at or after `from`.
+pub fn decode_records(batches: &[u8], from: u64) -> Result<Vec<ConsumedRecord>, ErrorBody> {
+    let bad = |e: sluice_record::RecordError| {
+        ErrorBody::new(
+            ErrorCode::StorageError,
+            format!("stored batch does not decode: {e}"),
+        )
+    };
+    let mut out = Vec::new();
+    for b in Batches::new(batches) {
+        let b = b.map_err(bad)?;
+        let h = *b.header();
+        if h.is_control() {
+            continue;
+        }
+        for r in b.records().map_err(bad)? {
+            let r = r.map_err(bad)?;
+            let offset = r.offset(h.base_offset) as u64;
+            if offset < from {
+                continue;
+            }
+            let timestamp = if h.is_log_append_time() {
+                h.max_timestamp
+            } else {
+                r.timestamp(h.base_timestamp)
+            };
+            let headers = r
+                .headers()
+                .map(|h| {
+                    h.map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.map(Into::into)))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            out.push(ConsumedRecord {
+                offset,
+                timestamp,
+                key: r.key.map(Into::into),
+                value: r.value.map(Into::into),
+                headers: Headers(headers),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records",
+    params(("topic" = String, Path), ("partition" = u32, Path),
+        ("offset" = Option<u64>, Query, description = "First offset wanted (default: the earliest)"),
+        ("max_bytes" = Option<u64>, Query, description = "Byte budget (default 1 MiB; at least one batch is returned)"),
+        ("wait_ms" = Option<u64>, Query, description = "Long-poll up to this long when there is nothing yet (default 0)")),
+    responses((status = 200, body = FetchResponse), (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
+async fn fetch(
+    State(state): State<Arc<AppState>>,
+    Path((topic, partition)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let partition = partition_param(&partition)?;
+    let part = state.broker.topic(&topic)?.partition(partition)?;
+    let offset: u64 = param(&q, "offset")?.unwrap_or_else(|| part.log.log_start_offset());
+    let max_bytes: u64 = param(&q, "max_bytes")?.unwrap_or(1 << 20);
+    let wait_ms: u64 = param(&q, "wait_ms")?.unwrap_or(0);
+    let fetched = state
+        .broker
+        .fetch(&topic, partition, offset, max_bytes, wait_ms)
+        .await?;
+    let info = fetched.info;
+    let records = count_records(&fetched.batches);
+    state
+        .metrics
+        .fetched(&topic, partition, records, fetched.batches.len() as u64);
+    let wants_batches = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(BATCHES_CONTENT_TYPE));
+    if wants_batches {
+        let mut resp = fetched.batches.into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(BATCHES_CONTENT_TYPE),
+        );
+        h.insert("sluice-next-offset", info.next_offset.into());
+        h.insert("sluice-high-watermark", info.high_watermark.into());
+        h.insert("sluice-log-start-offset", info.log_start_offset.into());
+        return Ok(resp);
+    }
+    let records = decode_records(&fetched.batches, offset)?;
+    Ok(Json(FetchResponse {
+        topic,
+        partition,
+        records,
+        batches: None,
+        next_offset: info.next_offset,
+        high_watermark: info.high_watermark,
+        log_start_offset: info.log_start_offset,
+    })
+    .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/topics/{topic}/offsets",
+    params(("topic" = String, Path), ("timestamp" = Option<i64>, Query, description = "Also find the first offset at or after this time (ms)")),
+    responses((status = 200, body = OffsetsResponse), (status = 404, body = ErrorBody)))]
+async fn offsets(
+    State(state): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<OffsetsResponse>> {
+    let timestamp: Option<i64> = param(&q, "timestamp")?;
+    Ok(Json(state.broker.list_offsets(&topic, timestamp).await?))
+}
+
+#[utoipa::path(get, path = "/v1/cluster", responses((status = 200, description = "Brokers of the cluster")))]
+async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "cluster_id": "single-node",
+        "controller": 0,
+        "brokers": [{"id": 0, "address": state.args.listen.to_string(), "version": env!("CARGO_PKG_VERSION")}],
+    }))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice HTTP API",
+        description = "Topics, produce, fetch and offsets. WebSocket at /v1/ws: see docs/PROTOCOL.md."
+    ),
+    paths(
+        healthz,
+        readyz,
+        metrics,
+        list_topics,
+        create_topic,
+        describe_topic,
+        alter_topic,
+        delete_topic,
+        produce,
+        fetch,
+        offsets,
+        cluster
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorCode,
+        CreateTopic,
+        AlterTopic,
+        TopicList,
+        TopicSummary,
+        TopicDescription,
+        PartitionInfo,
+        ProduceRequest,
+        ProduceRecord,
+        ProduceResponse,
+        RecordOffset,
+        FetchResponse,
+        ConsumedRecord,
+        OffsetsResponse,
+        PartitionOffsets
+    ))
+)]
+struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
