@@ -13,19 +13,14 @@ mod ws;
 /// Sluice: a Kafka-style event streaming platform.
 ///
 /// Start a broker with `sluice serve`, then talk to it with the other commands (they use the
-/// broker's HTTP API at --url).
-///
-/// Examples:
-///   sluice serve --data-dir ./data
-///   sluice topic create orders --partitions 3
-///   echo 'user-1:hello' | sluice produce orders --key-separator :
-///   sluice consume orders --from earliest --max 10
+/// broker's HTTP API at --url, default http://127.0.0.1:9400, or $SLUICE_URL).
 #[derive(Debug, Parser)]
 #[command(
     name = "sluice",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = "Examples:\n  sluice serve --data-dir ./data\n  sluice topic create orders --partitions 3\n  echo 'user-1:hello' | sluice produce orders --key-separator :\n  sluice consume orders --from earliest --max 10\n  sluice offsets orders --json\n\nEvery command takes --json for machine-readable output; `sluice <command> --help` has more."
 )]
 struct Cli {
     #[command(subcommand)]

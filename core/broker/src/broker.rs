@@ -112,6 +112,33 @@ fn io_error(what: &str, e: std::io::Error) -> ErrorBody {
     ErrorBody::new(ErrorCode::StorageError, format!("{what}: {e}"))
 }
 
+/// What the broker accepts from producers beyond a well-formed batch: uncompressed (for now),
+/// not transactional or control (no transactions yet), and offsets 0..count-1 (as Kafka's log
+/// validator demands of v2 batches), so one batch cannot burn offsets it does not use.
+fn check_client_batch(h: &sluice_record::BatchHeader) -> Result<(), ErrorBody> {
+    let refuse = |m: String| Err(ErrorBody::new(ErrorCode::InvalidRecords, m));
+    if h.compression() != 0 {
+        return refuse(format!(
+            "compressed record batches (codec {}) are not supported yet; send uncompressed batches (attributes bits 0-2 = 0)",
+            h.compression()
+        ));
+    }
+    if h.is_transactional() || h.is_control() {
+        return refuse(
+            "transactional and control batches are not supported; clear attributes bits 4 and 5"
+                .into(),
+        );
+    }
+    if h.record_count < 1 || h.last_offset_delta != h.record_count - 1 {
+        return refuse(format!(
+            "lastOffsetDelta {} must be recordCount - 1 ({}) in a produced batch",
+            h.last_offset_delta,
+            h.record_count.saturating_sub(1)
+        ));
+    }
+    Ok(())
+}
+
 /// Exact encoded size of one record (with its length prefix) in a batch: what
 /// `BatchBuilder::push` will write for it.
 fn encoded_record_len(
@@ -479,6 +506,18 @@ impl Broker {
         let n = topic.partition_count();
         let settings = topic.settings();
         let sticky = topic.next_sticky(n);
+        if settings.log.cleanup_policy.compact
+            && let Some(i) = records.iter().position(|r| r.key.is_none())
+        {
+            // Checked up front so a request is all or nothing.
+            return Err(ErrorBody::new(
+                ErrorCode::KeyRequired,
+                format!(
+                    "record {i} has no key; topic `{}` is compacted and needs a key on every record",
+                    topic.name
+                ),
+            ));
+        }
         // Route.
         let mut routes = Vec::with_capacity(records.len());
         for r in &records {
@@ -628,6 +667,7 @@ impl Broker {
                     format!("invalid record batch: {e}"),
                 )
             })?;
+            check_client_batch(b.header())?;
             if b.as_bytes().len() > max {
                 return Err(ErrorBody::new(
                     ErrorCode::RecordTooLarge,

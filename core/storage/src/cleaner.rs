@@ -117,7 +117,7 @@ impl Log {
         let mut upkeep = self.upkeep.lock();
         let config = self.config();
         let mut report = CompactionReport::default();
-        if !config.cleanup_policy.compact {
+        if !config.cleanup_policy.compact || self.is_retired() {
             return Ok(report);
         }
         let segs = self.segment_list();

@@ -145,6 +145,8 @@ pub struct Log {
     synced: Condvar,
     pub(crate) upkeep: Mutex<Upkeep>,
     recovery: RecoveryReport,
+    /// Set by [`Log::retire`]: the directory is being deleted; nothing may be written to it.
+    retired: std::sync::atomic::AtomicBool,
     _lock: File,
 }
 
@@ -275,6 +277,7 @@ impl Log {
                 last_compaction_ms: 0,
             }),
             recovery: report,
+            retired: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         };
         if report.bytes_scanned > 0 || report.bytes_truncated > 0 || checkpoint.is_none() {
@@ -452,6 +455,17 @@ impl Log {
                     Self::check_keys(&batch, position)?;
                 }
                 let h = batch.header();
+                // An appended batch gets offsets base..base+count-1: it may not claim more
+                // (compaction's gaps only ever exist in batches the log itself rewrote).
+                if h.last_offset_delta != h.record_count - 1 {
+                    return Err(StorageError::InvalidBatch {
+                        position,
+                        source: sluice_record::RecordError::BadOffsetDelta {
+                            last_offset_delta: h.last_offset_delta,
+                            record_count: h.record_count,
+                        },
+                    });
+                }
                 count += 1;
                 max_timestamp = max_timestamp.max(h.max_timestamp);
                 records_span += h.last_offset_delta as u64 + 1;
@@ -474,6 +488,12 @@ impl Log {
 
         let len = batches.len() as u64;
         let mut w = self.writer.lock();
+        if self.is_retired() {
+            return Err(StorageError::Failed {
+                path: self.dir.clone(),
+                reason: "the log was deleted".into(),
+            });
+        }
         if let Some(reason) = &w.failed {
             return Err(StorageError::Failed {
                 path: self.dir.clone(),
@@ -645,6 +665,10 @@ impl Log {
     /// fsyncs rolled segments and the active one, then writes a checkpoint vouching for them.
     /// Returns the offset up to which everything is durable.
     fn sync_now(&self) -> Result<u64> {
+        if self.is_retired() {
+            // Its directory may already hold another log: write nothing there.
+            return Ok(self.log_end_offset());
+        }
         let (active, prefix, pending) = {
             let mut w = self.writer.lock();
             (
@@ -891,7 +915,7 @@ impl Log {
             log_start_offset: self.log_start_offset(),
             ..Default::default()
         };
-        if !config.cleanup_policy.delete {
+        if !config.cleanup_policy.delete || self.is_retired() {
             return Ok(report);
         }
         let segs = self.segment_list();
@@ -945,6 +969,9 @@ impl Log {
     /// Runs what is due: the interval flush, retention, and compaction when enough of the log
     /// is dirty. Called by [`crate::Maintainer`] or on demand.
     pub fn maintain(&self, now_ms: u64) -> Result<()> {
+        if self.is_retired() {
+            return Ok(());
+        }
         self.flush_if_due()?;
         let config = self.config();
         if config.cleanup_policy.delete {
@@ -954,6 +981,19 @@ impl Log {
             self.compact(now_ms)?;
         }
         Ok(())
+    }
+
+    /// Marks the log as about to be deleted while other holders may still use it: appends fail,
+    /// and flushes and maintenance write nothing more into its directory (which may soon
+    /// belong to a new log of the same name). Reads keep working on the open files.
+    pub fn retire(&self) {
+        let _w = self.writer.lock();
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Log::retire`] was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Removes the whole log from disk.
@@ -967,7 +1007,7 @@ impl Log {
     /// checkpoint covering the whole log, so the next open scans nothing.
     pub fn close(self) -> Result<()> {
         let w = self.writer.lock();
-        if w.failed.is_some() {
+        if w.failed.is_some() || self.is_retired() {
             return Ok(()); // the next open recovers
         }
         drop(w);

@@ -782,3 +782,36 @@ fn settings_changes_apply_to_the_next_append() {
     append_all(&log, 5, 20, 1);
     assert!(log.segments().len() > 1);
 }
+
+#[test]
+fn a_retired_log_refuses_appends_and_writes_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small()).unwrap();
+    append_all(&log, 3, 2, 1);
+    log.retire();
+    let mut b = filler(1, 1, 1);
+    assert!(matches!(
+        log.append(&mut b, 0),
+        Err(StorageError::Failed { .. })
+    ));
+    // Its directory is taken over; flushing and closing the old log must not touch it.
+    std::fs::remove_file(dir.path().join("recovery-checkpoint")).unwrap();
+    log.flush().unwrap();
+    log.maintain(u64::MAX / 2).unwrap();
+    log.close().unwrap();
+    assert!(!dir.path().join("recovery-checkpoint").exists());
+}
+
+#[test]
+fn an_appended_batch_cannot_claim_more_offsets_than_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small()).unwrap();
+    let mut b = filler(2, 10, 1);
+    b[23..27].copy_from_slice(&1_000_000i32.to_be_bytes());
+    update_crc(&mut b);
+    assert!(matches!(
+        log.append(&mut b, 0),
+        Err(StorageError::InvalidBatch { .. })
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+}
