@@ -324,6 +324,25 @@ pub fn decode_records(batches: &[u8], from: u64) -> Result<Vec<ConsumedRecord>, 
     Ok(out)
 }
 
+/// A fetch whose long-poll ends at once, with what there is, when the broker starts shutting
+/// down (so a waiting client gets an answer and shutdown does not wait out `wait_ms`).
+pub async fn fetch_until_stopping(
+    state: &AppState,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    max_bytes: u64,
+    wait_ms: u64,
+) -> Result<sluice_broker::Fetched, ErrorBody> {
+    let mut stopping = state.stopping.clone();
+    tokio::select! {
+        r = state.broker.fetch(topic, partition, offset, max_bytes, wait_ms) => r,
+        Ok(()) = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
+            state.broker.fetch(topic, partition, offset, max_bytes, 0).await
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records",
     params(("topic" = String, Path), ("partition" = u32, Path),
         ("offset" = Option<u64>, Query, description = "First offset wanted (default: the earliest)"),
@@ -341,10 +360,8 @@ async fn fetch(
     let offset: u64 = param(&q, "offset")?.unwrap_or_else(|| part.log.log_start_offset());
     let max_bytes: u64 = param(&q, "max_bytes")?.unwrap_or(1 << 20);
     let wait_ms: u64 = param(&q, "wait_ms")?.unwrap_or(0);
-    let fetched = state
-        .broker
-        .fetch(&topic, partition, offset, max_bytes, wait_ms)
-        .await?;
+    let fetched =
+        fetch_until_stopping(&state, &topic, partition, offset, max_bytes, wait_ms).await?;
     let info = fetched.info;
     let records = count_records(&fetched.batches);
     state

@@ -103,6 +103,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub connections: Arc<Semaphore>,
     pub shutting_down: AtomicBool,
+    /// Turns true when shutdown begins: long-polls answer at once, WebSockets close (1001).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Rewrites `sluice serve ...` arguments to include the settings of its `--config` file
@@ -248,11 +250,13 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let local = listener
         .local_addr()
         .expect("bound listener has an address");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {
         broker: broker.clone(),
         metrics: Metrics::new(),
         connections: Arc::new(Semaphore::new(args.max_connections)),
         shutting_down: AtomicBool::new(false),
+        stopping: stop_rx.clone(),
         args: args.clone(),
     });
     let app = crate::http::router(state.clone());
@@ -263,8 +267,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     );
     tracing::info!(%local, "listening");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown_state = state.clone();
+    // No Nagle delay: answers and pushes are small frames that must go out at once.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -287,6 +294,9 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     if let Err(e) = result {
         tracing::warn!(error = %e, "server stopped");
     }
+    // WebSockets outlive the HTTP server; each holds a connection slot until it has closed.
+    let all = u32::try_from(args.max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(timeout, state.connections.acquire_many(all)).await;
     drop(state);
     broker.shutdown().await;
     tracing::info!("stopped cleanly");

@@ -115,6 +115,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
     let (sink, mut stream) = socket.split();
     let (out, rx) = mpsc::channel::<Message>(64);
     let (dead_tx, mut dead) = watch::channel(false);
+    let mut stopping = state.stopping.clone();
     let writer_task = tokio::spawn(writer(
         sink,
         rx,
@@ -125,16 +126,27 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
     let mut subscriptions: HashMap<u64, Subscription> = HashMap::new();
     let mut next_subscription = 1u64;
     let mut greeted = false;
+    // Until hello the handshake timeout runs from the connect (pings and junk do not extend
+    // it); after, the idle timeout restarts with every frame.
+    let handshake_deadline =
+        tokio::time::Instant::now() + Duration::from_millis(args.handshake_timeout_ms);
 
     loop {
-        let timeout = Duration::from_millis(if greeted {
-            args.idle_timeout_ms
+        let deadline = if greeted {
+            tokio::time::Instant::now() + Duration::from_millis(args.idle_timeout_ms)
         } else {
-            args.handshake_timeout_ms
-        });
+            handshake_deadline
+        };
         let msg = tokio::select! {
-            m = tokio::time::timeout(timeout, stream.next()) => m,
-            _ = dead.wait_for(|d| *d) => break,
+            m = tokio::time::timeout_at(deadline, stream.next()) => m,
+            _ = async { dead.wait_for(|d| *d).await.map(|_| ()) } => break,
+            Ok(()) = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
+                // Requests in flight (long-polls end at once now) answer before the close.
+                let send_timeout = Duration::from_millis(args.send_timeout_ms);
+                let _ = tokio::time::timeout(send_timeout, in_flight.acquire_many(args.max_in_flight)).await;
+                close_with(&out, 1001, "the broker is shutting down").await;
+                break;
+            }
         };
         let msg = match msg {
             Err(_) => {
@@ -263,7 +275,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                         &topic,
                         partitions,
                         from,
-                        credit_bytes,
+                        0,
                         format,
                         out.clone(),
                     )
@@ -283,6 +295,14 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                 let frame = answer_frame(id, answer);
                 if out.send(encode(format, &frame)).await.is_err() {
                     break;
+                }
+                // The credit comes after the answer, so no push precedes `subscribed`.
+                if let ServerBody::Ok(Answer::Subscribed { subscription, .. }) = &frame.body
+                    && let Some(s) = subscriptions.get(subscription)
+                {
+                    s.credit.send_modify(|c| {
+                        *c = c.saturating_add(credit_bytes.min(i64::MAX as u64) as i64)
+                    });
                 }
             }
             Request::Credit {
@@ -464,15 +484,15 @@ async fn handle(
             max_bytes,
             max_wait_ms,
         } => {
-            match broker
-                .fetch(
-                    &topic,
-                    partition,
-                    offset,
-                    max_bytes.unwrap_or(1 << 20),
-                    max_wait_ms.unwrap_or(0),
-                )
-                .await
+            match crate::http::fetch_until_stopping(
+                &state,
+                &topic,
+                partition,
+                offset,
+                max_bytes.unwrap_or(1 << 20),
+                max_wait_ms.unwrap_or(0),
+            )
+            .await
             {
                 Ok(f) => {
                     let n: u64 = sluice_record::Batches::new(&f.batches)
