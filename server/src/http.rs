@@ -103,6 +103,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/ws", get(crate::ws::upgrade))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -147,8 +148,15 @@ async fn observe(
 
 async fn not_found() -> ApiError {
     ApiError(ErrorBody::new(
-        ErrorCode::BadRequest,
+        ErrorCode::NotFound,
         "no such endpoint; see GET /v1/openapi.json for the API",
+    ))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(ErrorBody::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not take that HTTP method; see GET /v1/openapi.json for the API",
     ))
 }
 
@@ -413,7 +421,7 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
     Json(serde_json::json!({
         "cluster_id": "single-node",
         "controller": 0,
-        "brokers": [{"id": 0, "address": state.args.listen.to_string(), "version": env!("CARGO_PKG_VERSION")}],
+        "brokers": [{"id": 0, "address": state.local_addr.to_string(), "version": env!("CARGO_PKG_VERSION")}],
     }))
 }
 

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Most requests one WebSocket connection may have in flight.
     #[arg(long, env = "SLUICE_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: u32,
+    /// Most bytes of frames queued for one WebSocket client before the broker waits for it to
+    /// read (a slow reader is disconnected after --send-timeout-ms).
+    #[arg(long, env = "SLUICE_MAX_BUFFERED_BYTES", default_value_t = 64 << 20)]
+    pub max_buffered_bytes: usize,
     /// Most subscriptions one WebSocket connection may hold.
     #[arg(long, env = "SLUICE_MAX_SUBSCRIPTIONS", default_value_t = 64)]
     pub max_subscriptions: usize,
@@ -105,6 +109,8 @@ pub struct AppState {
     pub shutting_down: AtomicBool,
     /// Turns true when shutdown begins: long-polls answer at once, WebSockets close (1001).
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The address actually bound (with the chosen port when --listen had port 0).
+    pub local_addr: SocketAddr,
 }
 
 /// Rewrites `sluice serve ...` arguments to include the settings of its `--config` file
@@ -257,6 +263,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         connections: Arc::new(Semaphore::new(args.max_connections)),
         shutting_down: AtomicBool::new(false),
         stopping: stop_rx.clone(),
+        local_addr: local,
         args: args.clone(),
     });
     let app = crate::http::router(state.clone());

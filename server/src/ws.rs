@@ -42,6 +42,16 @@ fn encode(format: Format, frame: &ServerFrame) -> Message {
 fn error_frame(id: Option<u64>, e: ErrorBody) -> ServerFrame {
     ServerFrame {
         id,
+        subscription: None,
+        body: ServerBody::Error(e),
+    }
+}
+
+/// A subscription ended with an error: the frame names it.
+fn subscription_error(subscription: u64, e: ErrorBody) -> ServerFrame {
+    ServerFrame {
+        id: None,
+        subscription: Some(subscription),
         body: ServerBody::Error(e),
     }
 }
@@ -69,16 +79,72 @@ pub async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -
         })
 }
 
-/// Outgoing frames go through one bounded queue drained by a writer task with a send timeout.
-type Outbox = mpsc::Sender<Message>;
+/// Outgoing frames go through one queue drained by a writer task with a send timeout. The queue
+/// is bounded in bytes (`--max-buffered-bytes` per connection) as well as in frames, so a
+/// client that reads slowly stalls its own producers of frames, never the broker's memory.
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+}
+
+/// A queued frame and the share of the byte budget it holds until it is written.
+struct Queued {
+    msg: Message,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// The connection is gone.
+#[derive(Debug)]
+struct Closed;
+
+impl Outbox {
+    fn new(budget_bytes: usize) -> (Outbox, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(64);
+        let budget_bytes = budget_bytes.max(1);
+        let out = Outbox {
+            tx,
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
+        };
+        (out, rx)
+    }
+
+    async fn send(&self, msg: Message) -> Result<(), Closed> {
+        self.send_then(msg, || {}).await
+    }
+
+    /// Waits for room, runs `before` once the frame's place is secured, then queues it.
+    async fn send_then(&self, msg: Message, before: impl FnOnce()) -> Result<(), Closed> {
+        let len = match &msg {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        };
+        // A frame larger than the whole budget takes all of it.
+        let n = len.clamp(1, self.budget_bytes).min(u32::MAX as usize) as u32;
+        let bytes = self
+            .budget
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| Closed)?;
+        let slot = self.tx.reserve().await.map_err(|_| Closed)?;
+        before();
+        slot.send(Queued { msg, _bytes: bytes });
+        Ok(())
+    }
+}
 
 async fn writer(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Queued>,
     send_timeout: Duration,
     dead: watch::Sender<bool>,
 ) {
-    while let Some(msg) = rx.recv().await {
+    // Each frame's byte budget returns when the frame is written (at the end of the iteration).
+    while let Some(Queued { msg, _bytes }) = rx.recv().await {
         let closing = matches!(msg, Message::Close(_));
         match tokio::time::timeout(send_timeout, sink.send(msg)).await {
             Ok(Ok(())) if !closing => {}
@@ -113,7 +179,7 @@ async fn close_with(out: &Outbox, code: u16, reason: &str) {
 async fn connection(state: Arc<AppState>, socket: WebSocket) {
     let args = &state.args;
     let (sink, mut stream) = socket.split();
-    let (out, rx) = mpsc::channel::<Message>(64);
+    let (out, rx) = Outbox::new(args.max_buffered_bytes);
     let (dead_tx, mut dead) = watch::channel(false);
     let mut stopping = state.stopping.clone();
     let writer_task = tokio::spawn(writer(
@@ -149,6 +215,14 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
             }
         };
         let msg = match msg {
+            Err(_) if greeted && subscriptions.values().any(|s| !s.task.is_finished()) => {
+                // A subscriber may only listen (browsers cannot send pings): probe it instead
+                // of closing; a client that is gone fails the send and is dropped.
+                if out.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             Err(_) => {
                 let (code, reason) = if greeted {
                     (1001, "idle timeout: no frame from the client")
@@ -229,6 +303,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                     };
                     let ok = ServerFrame {
                         id: Some(id),
+                        subscription: None,
                         body: ServerBody::Ok(Answer::Hello(hello)),
                     };
                     if out.send(encode(format, &ok)).await.is_err() {
@@ -259,6 +334,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                 from,
                 credit_bytes,
             } => {
+                subscriptions.retain(|_, s| !s.task.is_finished());
                 let answer = if subscriptions.len() >= args.max_subscriptions {
                     Err(ErrorBody::new(
                         ErrorCode::TooManyRequests,
@@ -411,6 +487,7 @@ fn unknown_subscription(id: u64) -> ErrorBody {
 fn answer_frame(id: u64, answer: Result<Answer, ErrorBody>) -> ServerFrame {
     ServerFrame {
         id: Some(id),
+        subscription: None,
         body: match answer {
             Ok(a) => ServerBody::Ok(a),
             Err(e) => ServerBody::Error(e),
@@ -520,10 +597,11 @@ async fn handle(
     };
     // Free the in-flight slot only once the answer has its place in the outbox, and before the
     // client can see the answer: a client that got its answer may send the next request.
-    if let Ok(slot) = out.reserve().await {
-        drop(permit);
-        slot.send(encode(format, &answer_frame(id, answer)));
-    }
+    let _ = out
+        .send_then(encode(format, &answer_frame(id, answer)), move || {
+            drop(permit)
+        })
+        .await;
 }
 
 fn fetch_response(
@@ -561,6 +639,19 @@ async fn start_subscription(
 ) -> Result<(Subscription, Vec<RecordOffset>), ErrorBody> {
     let t = state.broker.topic(topic)?;
     let ids = partitions.unwrap_or_else(|| (0..t.partition_count()).collect());
+    if ids.is_empty() {
+        return Err(ErrorBody::new(
+            ErrorCode::BadRequest,
+            "`partitions` is empty; leave it out to subscribe to every partition",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = ids.iter().find(|p| !seen.insert(**p)) {
+        return Err(ErrorBody::new(
+            ErrorCode::BadRequest,
+            format!("partition {dup} is listed twice in `partitions`"),
+        ));
+    }
     let mut parts = Vec::new();
     for p in ids {
         parts.push(t.partition(p)?);
@@ -642,7 +733,7 @@ async fn deliver(
                     continue;
                 }
                 Err(e) => {
-                    let _ = out.send(encode(format, &error_frame(None, e))).await;
+                    let _ = out.send(encode(format, &subscription_error(sid, e))).await;
                     return;
                 }
             };
@@ -659,14 +750,16 @@ async fn deliver(
             let fetch = match fetch_response(format, topic.clone(), part.id, from, fetched) {
                 Ok(f) => f,
                 Err(e) => {
-                    let _ = out.send(encode(format, &error_frame(None, e))).await;
+                    let _ = out.send(encode(format, &subscription_error(sid, e))).await;
                     return;
                 }
             };
             let frame = ServerFrame {
                 id: None,
+                subscription: None,
                 body: ServerBody::Records(Delivery {
                     subscription: sid,
+                    bytes: size as u64,
                     fetch,
                 }),
             };

@@ -18,6 +18,10 @@ pub enum ErrorCode {
     UnsupportedVersion,
     /// The first request on a WebSocket connection must be `hello`.
     HandshakeRequired,
+    /// No such HTTP endpoint.
+    NotFound,
+    /// The endpoint exists but not with this HTTP method.
+    MethodNotAllowed,
     /// The topic does not exist.
     UnknownTopic,
     /// The partition does not exist in the topic.
@@ -50,7 +54,9 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Reading or writing the log failed on the server.
     StorageError,
-    /// Anything else; the message says what.
+    /// Anything else; the message says what. Codes this client does not know (from a newer
+    /// server) decode as this too.
+    #[serde(other)]
     Internal,
 }
 
@@ -62,7 +68,8 @@ impl ErrorCode {
             BadRequest | InvalidTopicName | InvalidConfig | InvalidRecords | KeyRequired
             | HandshakeRequired => 400,
             UnsupportedVersion => 400,
-            UnknownTopic | UnknownPartition | UnknownSubscription => 404,
+            UnknownTopic | UnknownPartition | UnknownSubscription | NotFound => 404,
+            MethodNotAllowed => 405,
             TopicExists => 409,
             InternalTopic => 403,
             RecordTooLarge | RequestTooLarge => 413,
@@ -80,6 +87,8 @@ impl ErrorCode {
             BadRequest => "bad_request",
             UnsupportedVersion => "unsupported_version",
             HandshakeRequired => "handshake_required",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
             UnknownTopic => "unknown_topic",
             UnknownPartition => "unknown_partition",
             TopicExists => "topic_exists",

@@ -145,6 +145,9 @@ pub struct ServerFrame {
     /// could not be read far enough to find an id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<u64>,
+    /// On an error that ended a subscription: which one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<u64>,
     /// The content.
     #[serde(flatten)]
     pub body: ServerBody,
@@ -192,6 +195,9 @@ pub enum Response {
     },
     /// Done (credit, unsubscribe).
     Done,
+    /// An answer type this client does not know (a newer server); ignore it.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Records pushed for a subscription (same content as a fetch result).
@@ -199,6 +205,9 @@ pub enum Response {
 pub struct Delivery {
     /// The subscription.
     pub subscription: u64,
+    /// Credit this delivery used: the bytes of the stored record batches it carries (in JSON
+    /// too, where the records are decoded).
+    pub bytes: u64,
     /// Records of one partition.
     #[serde(flatten)]
     pub fetch: FetchResponse,
@@ -332,6 +341,7 @@ mod tests {
         ));
         let ok = ServerFrame {
             id: Some(2),
+            subscription: None,
             body: ServerBody::Ok(Response::Produced(ProduceResponse {
                 offsets: vec![RecordOffset {
                     partition: 0,
@@ -345,6 +355,7 @@ mod tests {
         );
         let err = ServerFrame {
             id: Some(3),
+            subscription: None,
             body: ServerBody::Error(ErrorBody::new(ErrorCode::UnknownTopic, "no")),
         };
         assert_eq!(
