@@ -99,9 +99,27 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(fetch),
         )
         .route("/v1/topics/{topic}/offsets", get(offsets))
+        .route("/v1/groups", get(list_groups))
+        .route(
+            "/v1/groups/{group}",
+            get(describe_group).delete(delete_group),
+        )
+        .route(
+            "/v1/groups/{group}/offsets",
+            get(fetch_offsets).post(commit_offsets),
+        )
+        .route(
+            "/v1/groups/{group}/reset-offsets",
+            axum::routing::post(reset_offsets),
+        )
+        .route(
+            "/v1/groups/{group}/heartbeat",
+            axum::routing::post(group_heartbeat),
+        )
         .route("/v1/cluster", get(cluster))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/ws", get(crate::ws::upgrade))
+        .merge(crate::consumers::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -416,6 +434,97 @@ async fn offsets(
     Ok(Json(state.broker.list_offsets(&topic, timestamp).await?))
 }
 
+#[utoipa::path(get, path = "/v1/groups", responses((status = 200, body = GroupList)))]
+async fn list_groups(State(state): State<Arc<AppState>>) -> Json<GroupList> {
+    Json(state.broker.list_groups())
+}
+
+#[utoipa::path(get, path = "/v1/groups/{group}", params(("group" = String, Path)),
+    responses((status = 200, body = GroupDescription), (status = 404, body = ErrorBody)))]
+async fn describe_group(
+    State(state): State<Arc<AppState>>,
+    Path(group): Path<String>,
+) -> ApiResult<Json<GroupDescription>> {
+    Ok(Json(state.broker.describe_group(&group)?))
+}
+
+#[utoipa::path(delete, path = "/v1/groups/{group}", params(("group" = String, Path)),
+    responses((status = 200, description = "{\"deleted\": group}"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_group(
+    State(state): State<Arc<AppState>>,
+    Path(group): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    state.broker.delete_group(&group).await?;
+    Ok(Json(serde_json::json!({ "deleted": group })))
+}
+
+#[utoipa::path(get, path = "/v1/groups/{group}/offsets",
+    params(("group" = String, Path), ("topic" = Option<String>, Query, description = "Only this topic")),
+    responses((status = 200, body = GroupOffsets)))]
+async fn fetch_offsets(
+    State(state): State<Arc<AppState>>,
+    Path(group): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<GroupOffsets>> {
+    let topics: Option<Vec<String>> = q.get("topic").map(|t| vec![t.clone()]);
+    Ok(Json(state.broker.fetch_offsets(&group, topics.as_deref())?))
+}
+
+/// Body of `POST /v1/groups/{group}/offsets`: [`CommitOffsets`] without the group.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CommitBody {
+    #[serde(default)]
+    member_id: Option<String>,
+    #[serde(default)]
+    member_epoch: Option<i32>,
+    offsets: Vec<OffsetCommit>,
+}
+
+#[utoipa::path(post, path = "/v1/groups/{group}/offsets", params(("group" = String, Path)), request_body = CommitBody,
+    responses((status = 200, body = GroupOffsets), (status = 409, body = ErrorBody)))]
+async fn commit_offsets(
+    State(state): State<Arc<AppState>>,
+    Path(group): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<GroupOffsets>> {
+    let b: CommitBody = json_body(&body(bytes, state.args.max_request_bytes)?)?;
+    let topics: Vec<String> = b.offsets.iter().map(|o| o.topic.clone()).collect();
+    state
+        .broker
+        .commit_offsets(CommitOffsets {
+            group: group.clone(),
+            member_id: b.member_id,
+            member_epoch: b.member_epoch,
+            offsets: b.offsets,
+        })
+        .await?;
+    Ok(Json(state.broker.fetch_offsets(&group, Some(&topics))?))
+}
+
+#[utoipa::path(post, path = "/v1/groups/{group}/reset-offsets", params(("group" = String, Path)), request_body = ResetOffsets,
+    responses((status = 200, body = GroupOffsets), (status = 409, body = ErrorBody)))]
+async fn reset_offsets(
+    State(state): State<Arc<AppState>>,
+    Path(group): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<GroupOffsets>> {
+    let req: ResetOffsets = json_body(&body(bytes, state.args.max_request_bytes)?)?;
+    Ok(Json(state.broker.reset_offsets(&group, req).await?))
+}
+
+#[utoipa::path(post, path = "/v1/groups/{group}/heartbeat", params(("group" = String, Path)), request_body = GroupHeartbeat,
+    responses((status = 200, body = GroupAssignment), (status = 409, body = ErrorBody)))]
+async fn group_heartbeat(
+    State(state): State<Arc<AppState>>,
+    Path(group): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<GroupAssignment>> {
+    let mut req: GroupHeartbeat = json_body(&body(bytes, state.args.max_request_bytes)?)?;
+    req.group = group;
+    Ok(Json(state.broker.group_heartbeat(&req)?))
+}
+
 #[utoipa::path(get, path = "/v1/cluster", responses((status = 200, description = "Brokers of the cluster")))]
 async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
@@ -443,6 +552,13 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         produce,
         fetch,
         offsets,
+        list_groups,
+        describe_group,
+        delete_group,
+        fetch_offsets,
+        commit_offsets,
+        reset_offsets,
+        group_heartbeat,
         cluster
     ),
     components(schemas(
@@ -461,7 +577,21 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         FetchResponse,
         ConsumedRecord,
         OffsetsResponse,
-        PartitionOffsets
+        PartitionOffsets,
+        GroupList,
+        GroupSummary,
+        GroupDescription,
+        MemberDescription,
+        PartitionLag,
+        GroupOffsets,
+        CommittedOffset,
+        OffsetCommit,
+        CommitBody,
+        ResetOffsets,
+        StartFrom,
+        GroupHeartbeat,
+        GroupAssignment,
+        TopicPartitions
     ))
 )]
 struct ApiDoc;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod consumers;
 mod http;
 mod metrics;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// Show the earliest and latest offsets of a topic's partitions.
     Offsets(cli::offsets::OffsetsArgs),
+    /// List, describe and delete consumer groups; reset their offsets.
+    Group(cli::group::GroupArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => cli::produce::run(args).await,
             Command::Consume(args) => cli::consume::run(args).await,
             Command::Offsets(args) => cli::offsets::run(args).await,
+            Command::Group(args) => cli::group::run(args).await,
         }
     })
 }

@@ -95,6 +95,57 @@ pub struct ServeArgs {
     /// Time given to in-flight requests on shutdown before they are cut, in ms.
     #[arg(long, env = "SLUICE_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
+    /// Most HTTP consumer instances (REST-proxy style group members) the broker keeps.
+    #[arg(long, env = "SLUICE_MAX_CONSUMER_INSTANCES", default_value_t = 1000)]
+    pub max_consumer_instances: usize,
+    /// An HTTP consumer instance not used for this long is removed (it leaves its group), in ms.
+    #[arg(
+        long,
+        env = "SLUICE_CONSUMER_INSTANCE_IDLE_MS",
+        default_value_t = 300_000
+    )]
+    pub consumer_instance_idle_ms: u64,
+    /// Smallest session timeout a group member may ask for, in ms.
+    #[arg(
+        long,
+        env = "SLUICE_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 100
+    )]
+    pub group_min_session_timeout_ms: u64,
+    /// Largest session timeout a group member may ask for, in ms.
+    #[arg(
+        long,
+        env = "SLUICE_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 300_000
+    )]
+    pub group_max_session_timeout_ms: u64,
+    /// Session timeout of group members that ask for none, in ms.
+    #[arg(
+        long,
+        env = "SLUICE_GROUP_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000
+    )]
+    pub group_session_timeout_ms: u64,
+    /// Heartbeat interval told to group members, in ms (at most a third of their session timeout).
+    #[arg(
+        long,
+        env = "SLUICE_GROUP_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 3_000
+    )]
+    pub group_heartbeat_interval_ms: u64,
+    /// Most members one consumer group may have.
+    #[arg(long, env = "SLUICE_GROUP_MAX_MEMBERS", default_value_t = 1000)]
+    pub group_max_members: usize,
+    /// Committed offsets of a group without members expire this long after its last commit, in ms.
+    #[arg(
+        long,
+        env = "SLUICE_OFFSETS_RETENTION_MS",
+        default_value_t = 604_800_000
+    )]
+    pub offsets_retention_ms: u64,
+    /// Partitions of the internal __consumer_offsets topic (used when it is first created).
+    #[arg(long, env = "SLUICE_OFFSETS_PARTITIONS", default_value_t = 8)]
+    pub offsets_partitions: u32,
     /// Log filter (tracing EnvFilter syntax), e.g. info, sluice=debug.
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
     pub log: String,
@@ -111,6 +162,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The address actually bound (with the chosen port when --listen had port 0).
     pub local_addr: SocketAddr,
+    /// HTTP consumer instances.
+    pub consumers: crate::consumers::Instances,
 }
 
 /// Rewrites `sluice serve ...` arguments to include the settings of its `--config` file
@@ -204,6 +257,17 @@ impl ServeArgs {
             },
             max_fetch_wait_ms: self.max_fetch_wait_ms,
             max_fetch_bytes: self.max_fetch_bytes,
+            groups: sluice_broker::GroupConfig {
+                min_session_timeout_ms: self.group_min_session_timeout_ms,
+                max_session_timeout_ms: self
+                    .group_max_session_timeout_ms
+                    .max(self.group_min_session_timeout_ms),
+                default_session_timeout_ms: self.group_session_timeout_ms,
+                heartbeat_interval_ms: self.group_heartbeat_interval_ms.max(1),
+                offsets_retention_ms: self.offsets_retention_ms,
+                offsets_partitions: self.offsets_partitions.max(1),
+                max_members: self.group_max_members.max(1),
+            },
         })
     }
 }
@@ -264,7 +328,20 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         shutting_down: AtomicBool::new(false),
         stopping: stop_rx.clone(),
         local_addr: local,
+        consumers: Default::default(),
         args: args.clone(),
+    });
+    // Group liveness: members whose session expired are removed and their partitions move;
+    // HTTP consumer instances heartbeat and idle ones are removed.
+    let groups_state = state.clone();
+    let groups_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            groups_state.broker.maintain_groups().await;
+            crate::consumers::maintain(groups_state.clone()).await;
+        }
     });
     let app = crate::http::router(state.clone());
     // The readiness line: tests and scripts wait for it (it carries the chosen port).
@@ -304,6 +381,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     // WebSockets outlive the HTTP server; each holds a connection slot until it has closed.
     let all = u32::try_from(args.max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(timeout, state.connections.acquire_many(all)).await;
+    groups_task.abort();
+    let _ = groups_task.await;
     drop(state);
     broker.shutdown().await;
     tracing::info!("stopped cleanly");

@@ -584,6 +584,18 @@ async fn handle(
                 Err(e) => Err(e),
             }
         }
+        Request::GroupHeartbeat(req) => broker.group_heartbeat(&req).map(Answer::GroupAssignment),
+        Request::CommitOffsets(req) => broker.commit_offsets(req).await.map(|()| Answer::Done),
+        Request::FetchOffsets { group, topics } => broker
+            .fetch_offsets(&group, topics.as_deref())
+            .map(Answer::GroupOffsets),
+        Request::ListGroups => Ok(Answer::Groups(broker.list_groups())),
+        Request::DescribeGroup { group } => broker.describe_group(&group).map(Answer::Group),
+        Request::DeleteGroup { group } => broker.delete_group(&group).await.map(|()| Answer::Done),
+        Request::ResetOffsets { group, reset } => broker
+            .reset_offsets(&group, reset)
+            .await
+            .map(Answer::GroupOffsets),
         Request::ListOffsets { topic, timestamp } => broker
             .list_offsets(&topic, timestamp)
             .await

@@ -94,7 +94,13 @@ async fn malformed_json_bodies_are_bad_requests() {
 
     // Nothing was created or written.
     let list = http.get("/v1/topics").await.expect(200);
-    assert_eq!(list["topics"].as_array().unwrap().len(), 1, "{list}");
+    let client_topics = list["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["internal"] == false)
+        .count();
+    assert_eq!(client_topics, 1, "{list}");
     assert!(!broker.data_dir().join("topics").join("x").exists());
     still_serving(&http, "t").await;
     assert_eq!(
@@ -252,6 +258,7 @@ async fn invalid_topic_names_are_refused() {
     let on_disk: Vec<_> = std::fs::read_dir(broker.data_dir().join("topics"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
+        .filter(|n| !n.to_string_lossy().starts_with("__"))
         .collect();
     assert_eq!(on_disk, ["t"]);
     still_serving(&http, "t").await;
@@ -340,6 +347,22 @@ fn lying_batch(count: i32) -> Vec<u8> {
     b
 }
 
+/// A valid three-record batch with other `attributes` (bytes 21..23); CRC fixed up.
+fn batch_with_attributes(attributes: i16) -> Vec<u8> {
+    let mut b = batch(&[(Some(b"k"), b"a"), (None, b"b"), (None, b"c")]);
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    sluice_record::update_crc(&mut b);
+    b
+}
+
+/// A valid three-record batch whose lastOffsetDelta (bytes 23..27) says `delta`; CRC fixed up.
+fn batch_with_last_offset_delta(delta: i32) -> Vec<u8> {
+    let mut b = batch(&[(Some(b"k"), b"a"), (None, b"b"), (None, b"c")]);
+    b[23..27].copy_from_slice(&delta.to_be_bytes());
+    sluice_record::update_crc(&mut b);
+    b
+}
+
 #[tokio::test]
 async fn lying_record_batches_are_invalid_records() {
     let broker = TestBroker::start(&[]);
@@ -354,6 +377,8 @@ async fn lying_record_batches_are_invalid_records() {
     bad_crc[last] ^= 0xff;
     let mut good_then_bad = good.clone();
     good_then_bad.extend(lying_batch(i32::MAX));
+    let mut good_then_compressed = good.clone();
+    good_then_compressed.extend(batch_with_attributes(1));
 
     let bodies: Vec<(&str, Vec<u8>)> = vec![
         ("count i32::MAX", lying_batch(i32::MAX)),
@@ -363,6 +388,25 @@ async fn lying_record_batches_are_invalid_records() {
         ("truncated", truncated),
         ("bad crc", bad_crc),
         ("good then lying", good_then_bad),
+        ("gzip", batch_with_attributes(1)),
+        ("zstd", batch_with_attributes(4)),
+        ("unknown codec", batch_with_attributes(7)),
+        ("good then gzip", good_then_compressed),
+        ("transactional", batch_with_attributes(0x10)),
+        ("control", batch_with_attributes(0x20)),
+        (
+            "lastOffsetDelta 3 for 3 records",
+            batch_with_last_offset_delta(3),
+        ),
+        (
+            "lastOffsetDelta 1000 for 3 records",
+            batch_with_last_offset_delta(1000),
+        ),
+        (
+            "lastOffsetDelta 1 for 3 records",
+            batch_with_last_offset_delta(1),
+        ),
+        ("lastOffsetDelta -1", batch_with_last_offset_delta(-1)),
         ("not a batch", b"hello, broker".to_vec()),
         ("empty", Vec::new()),
     ];
@@ -380,6 +424,18 @@ async fn lying_record_batches_are_invalid_records() {
                 r.body
             );
         }
+    }
+    // The message says what is wrong.
+    for (body, says) in [
+        (batch_with_attributes(1), "compressed"),
+        (batch_with_attributes(0x10), "transactional"),
+        (batch_with_last_offset_delta(3), "lastOffsetDelta"),
+    ] {
+        let e = http
+            .post_raw("/v1/topics/t/records?partition=0", BATCHES, body)
+            .await
+            .expect_error(400, "invalid_records");
+        assert!(e["message"].as_str().unwrap().contains(says), "{e}");
     }
     // Over WebSocket too.
     let mut ws = Ws::connect(&broker).await;
@@ -404,6 +460,63 @@ async fn lying_record_batches_are_invalid_records() {
         .await
         .expect(200);
     assert_eq!(http.values("t", 0).await.len(), 4);
+}
+
+#[tokio::test]
+async fn compacted_topics_refuse_keyless_records_whole() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    seed(&http, "t").await;
+    http.post(
+        "/v1/topics",
+        &json!({"name": "c", "partitions": 3, "configs": {"cleanup.policy": "compact"}}),
+    )
+    .await
+    .expect(201);
+    // Keyed records for every partition and one keyless one: nothing is written anywhere.
+    let mixed = json!([
+        {"key": "a", "value": "1", "partition": 0},
+        {"key": "b", "value": "2", "partition": 1},
+        {"key": "c", "value": "3", "partition": 2},
+        {"value": "no key", "partition": 1},
+        {"key": "d", "value": "4"},
+    ]);
+    let e = http
+        .post("/v1/topics/c/records", &json!({"records": mixed}))
+        .await
+        .expect_error(400, "key_required");
+    assert!(e["message"].as_str().unwrap().contains("record 3"), "{e}");
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(false).await;
+    ws.send_json(&json!({"id": 1, "op": "produce", "topic": "c", "records": mixed}))
+        .await;
+    let e = ws.recv_json().await;
+    assert_eq!(
+        (e["id"].clone(), e["error"]["code"].clone()),
+        (json!(1), json!("key_required")),
+        "{e}"
+    );
+    // Batches: a keyed batch then a keyless one, to one partition or routed.
+    let mut batches = batch(&[(Some(b"k1"), b"v1")]);
+    batches.extend(batch(&[(Some(b"k2"), b"v2"), (None, b"v3")]));
+    for path in ["/v1/topics/c/records?partition=2", "/v1/topics/c/records"] {
+        http.post_raw(path, BATCHES, batches.clone())
+            .await
+            .expect_error(400, "key_required");
+    }
+    let desc = http.get("/v1/topics/c").await.expect(200);
+    for p in 0..3 {
+        assert_eq!(
+            desc["partitions"][p]["log_end_offset"], 0,
+            "partition {p}: {desc}"
+        );
+    }
+    // Keyed records, tombstones included, go in.
+    let offs = http
+        .produce("c", json!([{"key": "a", "value": "1"}, {"key": "a"}]))
+        .await;
+    assert_eq!(offs.len(), 2);
+    still_serving(&http, "t").await;
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a failure can be replayed.

@@ -203,6 +203,16 @@ fn topic_create_list_describe_alter_delete() {
     let err = b.sluice(&["topic", "create", "bad/name"]);
     assert!(err.fails().contains("invalid_topic_name"), "{}", err.stderr);
 
+    // Internal topics (`__consumer_offsets`) only with --internal.
+    let with_internal = b.sluice(&["topic", "list", "--internal"]);
+    assert!(
+        with_internal
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("__consumer_offsets") && l.ends_with("yes")),
+        "{}",
+        with_internal.stdout
+    );
     let list = b.sluice(&["topic", "list"]);
     let lines = list.lines();
     assert_eq!(

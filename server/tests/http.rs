@@ -38,8 +38,10 @@ async fn topics_create_list_describe_alter_delete() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["audit", "orders"]);
-    assert_eq!(list["topics"][1]["partitions"], 2);
+    // The broker's own offsets topic is listed, marked internal.
+    assert_eq!(names, ["__consumer_offsets", "audit", "orders"]);
+    assert_eq!(list["topics"][0]["internal"], true);
+    assert_eq!(list["topics"][2]["partitions"], 2);
 
     let desc = http.get("/v1/topics/orders").await.expect(200);
     assert_eq!(desc["name"], "orders");
@@ -95,13 +97,14 @@ async fn topics_create_list_describe_alter_delete() {
     let leftovers: Vec<_> = std::fs::read_dir(broker.data_dir().join("topics"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("__"))
         .collect();
     assert_eq!(leftovers, ["audit"], "only the other topic remains on disk");
     http.get("/v1/topics/orders")
         .await
         .expect_error(404, "unknown_topic");
     let list = http.get("/v1/topics").await.expect(200);
-    assert_eq!(list["topics"].as_array().unwrap().len(), 1);
+    assert_eq!(list["topics"].as_array().unwrap().len(), 2, "{list}");
     // The name can be used again, from scratch.
     http.create_topic("orders", 1).await;
     assert!(http.values("orders", 0).await.is_empty());
@@ -667,6 +670,49 @@ async fn metrics_health_and_openapi() {
         );
     }
     assert!(doc["components"]["schemas"].get("ProduceRequest").is_some());
+
+    // The cluster lists this broker at the address it actually bound (started with port 0).
+    let cluster = http.get("/v1/cluster").await.expect(200);
+    assert_eq!(cluster["brokers"][0]["address"], broker.addr.to_string());
+    assert_ne!(broker.addr.port(), 0);
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_wrong_methods_405_in_json() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("t", 1).await;
+    for path in [
+        "/",
+        "/nope",
+        "/v1/nope",
+        "/v2/topics",
+        "/v1/topics/t/partitions",
+        "/v1/topics/t/partitions/0",
+    ] {
+        let e = http.get(path).await.expect_error(404, "not_found");
+        assert!(e["message"].as_str().unwrap().contains("openapi"), "{e}");
+    }
+    http.post("/v1/nope", &json!({}))
+        .await
+        .expect_error(404, "not_found");
+    let url = |path: &str| broker.url(path);
+    let wrong = [
+        http.client.delete(url("/v1/topics")),
+        http.client.put(url("/v1/topics/t")),
+        http.client.post(url("/v1/topics/t")),
+        http.client.post(url("/healthz")),
+        http.client.delete(url("/v1/topics/t/records")),
+        http.client.post(url("/v1/topics/t/partitions/0/records")),
+        http.client.put(url("/v1/cluster")),
+    ];
+    for req in wrong {
+        let r = http.send(req).await;
+        assert!(r.headers.contains_key(reqwest::header::ALLOW), "{r:?}");
+        r.expect_error(405, "method_not_allowed");
+    }
+    // The topic is untouched.
+    assert_eq!(http.get("/v1/topics/t").await.expect(200)["name"], "t");
 }
 
 #[tokio::test]

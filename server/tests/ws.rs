@@ -1,14 +1,20 @@
 //! The WebSocket endpoint /v1/ws of the real `sluice` binary: handshake, multiplexing, JSON and
-//! MessagePack frames, produce/fetch/admin requests, subscriptions with credit, in-flight limit.
+//! MessagePack frames, produce/fetch/admin requests, subscriptions with credit, in-flight limit,
+//! idle subscribers.
 
 mod common;
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use common::TestBroker;
-use common::net::{Http, Ws, batch, decode_batches};
+use common::net::{Http, Ws, batch, batch_spans, decode_batches, guard};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
-use sluice_protocol::frame::{Request, Response as Answer, ServerBody};
+use sluice_protocol::frame::{self, Request, Response as Answer, ServerBody, ServerFrame};
 use sluice_protocol::types::{Acks, CreateTopic, StartFrom};
 use sluice_protocol::{ErrorCode, PROTOCOL_VERSION};
+use tokio_tungstenite::tungstenite::Message;
 
 fn create(name: &str, partitions: u32) -> Request {
     Request::CreateTopic(CreateTopic {
@@ -83,7 +89,7 @@ async fn requests_before_hello_get_handshake_required() {
     // Nothing was done, and the connection still works once it says hello.
     ws.hello(false).await;
     match ws.call(3, Request::ListTopics, false).await {
-        Ok(Answer::Topics(t)) => assert!(t.topics.is_empty(), "{t:?}"),
+        Ok(Answer::Topics(t)) => assert!(t.topics.iter().all(|t| t.internal), "{t:?}"),
         other => panic!("{other:?}"),
     }
 }
@@ -301,7 +307,10 @@ async fn multiplexed_requests_are_answered_out_of_order() {
     ws.send_json(&json!({"id": 11, "op": "list_topics"})).await;
     let first = ws.recv_json().await;
     assert_eq!(first["id"], 11);
-    assert_eq!(first["ok"]["topics"][0]["name"], "mx");
+    assert_eq!(
+        first["ok"]["topics"][1]["name"], "mx",
+        "after the internal __consumer_offsets"
+    );
     // A produce on the same connection wakes the fetch; both answers arrive, in any order.
     ws.send_json(&json!({"id": 12, "op": "produce", "topic": "mx", "records": [{"value": "x"}]}))
         .await;
@@ -513,4 +522,242 @@ async fn too_many_subscriptions() {
     ws.send_json(&json!({"id": 5, "op": "subscribe", "topic": "s", "credit_bytes": 1}))
         .await;
     assert_eq!(ws.recv_json().await["ok"]["subscription"], 3);
+}
+
+#[tokio::test]
+async fn subscribe_partitions_must_be_distinct_and_not_empty() {
+    let broker = TestBroker::start(&[]);
+    Http::new(&broker).create_topic("p", 2).await;
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(false).await;
+    for (id, partitions, says) in [
+        (1, json!([]), "empty"),
+        (2, json!([1, 0, 1]), "partition 1 is listed twice"),
+    ] {
+        ws.send_json(&json!({"id": id, "op": "subscribe", "topic": "p", "partitions": partitions, "credit_bytes": 1}))
+            .await;
+        let e = ws.recv_json().await;
+        assert_eq!(e["id"], id);
+        assert_eq!(e["error"]["code"], "bad_request", "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{e}"
+        );
+    }
+    let twice = Request::Subscribe {
+        topic: "p".into(),
+        partitions: Some(vec![0, 0]),
+        from: StartFrom::Earliest,
+        credit_bytes: 1,
+    };
+    assert_eq!(
+        ws.call(3, twice, true).await.unwrap_err().code,
+        ErrorCode::BadRequest
+    );
+    // Nothing was subscribed: the first good subscription gets id 1, in the order asked.
+    ws.send_json(
+        &json!({"id": 4, "op": "subscribe", "topic": "p", "partitions": [1, 0], "credit_bytes": 1}),
+    )
+    .await;
+    assert_eq!(
+        ws.recv_json().await,
+        json!({"id": 4, "ok": {"type": "subscribed", "subscription": 1,
+            "positions": [{"partition": 1, "offset": 0}, {"partition": 0, "offset": 0}]}})
+    );
+}
+
+/// Reads one JSON push of subscription 1 starting at `next`; checks that its `bytes` is the size
+/// of the stored batches of its records (one record per batch, sizes by first offset), moves
+/// `next` on and returns the bytes.
+async fn costed_push(ws: &mut Ws, next: &mut u64, size_of: &HashMap<u64, usize>) -> u64 {
+    let f = ws.recv_json().await;
+    let d = &f["records"];
+    assert_eq!(d["subscription"], 1, "{f}");
+    let bytes = d["bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no bytes: {f}"));
+    let records = d["records"].as_array().unwrap();
+    assert_eq!(records[0]["offset"], *next, "{f}");
+    let end = d["next_offset"].as_u64().unwrap();
+    assert_eq!(end, *next + records.len() as u64, "{f}");
+    let expected: usize = (*next..end).map(|o| size_of[&o]).sum();
+    assert_eq!(bytes, expected as u64, "{f}");
+    *next = end;
+    bytes
+}
+
+#[tokio::test]
+async fn pushes_say_how_much_credit_they_used() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("cost", 1).await;
+    // One request, one stored batch, one record each.
+    for i in 0..10 {
+        http.produce("cost", json!([{"value": format!("value-{i}")}]))
+            .await;
+    }
+    let spans = batch_spans(&http.fetch_raw("cost", 0, 0).await);
+    assert_eq!(spans.len(), 10, "{spans:?}");
+    let size_of: HashMap<u64, usize> = spans.iter().map(|&(first, _, len)| (first, len)).collect();
+
+    // Binary: `bytes` is the length of the batches the push carries.
+    let mut bin = Ws::connect(&broker).await;
+    bin.hello(true).await;
+    let sub = Request::Subscribe {
+        topic: "cost".into(),
+        partitions: None,
+        from: StartFrom::Earliest,
+        credit_bytes: 1 << 20,
+    };
+    bin.send(1, sub, true).await;
+    let (mut next, mut total) = (0, 0);
+    while next < 10 {
+        let (f, _) = bin.recv_any().await;
+        match f.body {
+            ServerBody::Ok(Answer::Subscribed { .. }) => {}
+            ServerBody::Records(d) => {
+                let batches = d.fetch.batches.expect("batches");
+                assert_eq!(d.bytes, batches.len() as u64);
+                total += d.bytes;
+                next = d.fetch.next_offset;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(total, spans.iter().map(|s| s.2 as u64).sum::<u64>());
+
+    // JSON: the same count (the stored batches, not the JSON), by which a client tracks its
+    // credit. With credit for two and a half batches, pushes stop once they used all of it.
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(false).await;
+    let credit = (size_of[&0] * 5 / 2) as u64;
+    ws.send_json(&json!({"id": 1, "op": "subscribe", "topic": "cost", "from": "earliest", "credit_bytes": credit}))
+        .await;
+    assert_eq!(ws.recv_json().await["ok"]["subscription"], 1);
+    let mut used = 0u64;
+    let mut next = 0;
+    while used < credit {
+        used += costed_push(&mut ws, &mut next, &size_of).await;
+    }
+    assert!(next < 10, "the credit ran out before the end: {next}");
+    ws.silent_for(300).await;
+    // Back to exactly zero: still nothing. One byte more: the next push.
+    ws.send_json(&json!({"id": 2, "op": "credit", "subscription": 1, "bytes": used - credit}))
+        .await;
+    assert_eq!(
+        ws.recv_json().await,
+        json!({"id": 2, "ok": {"type": "done"}})
+    );
+    ws.silent_for(300).await;
+    ws.send_json(&json!({"id": 3, "op": "credit", "subscription": 1, "bytes": 1}))
+        .await;
+    assert_eq!(
+        ws.recv_json().await,
+        json!({"id": 3, "ok": {"type": "done"}})
+    );
+    let from = next;
+    assert!(costed_push(&mut ws, &mut next, &size_of).await > 0);
+    assert!(next > from);
+}
+
+#[tokio::test]
+async fn idle_subscribers_are_pinged_instead_of_closed() {
+    let broker = TestBroker::start(&["--idle-timeout-ms", "300"]);
+    let http = Http::new(&broker);
+    http.create_topic("quiet", 1).await;
+    let start = Instant::now();
+    let mut listener = Ws::connect(&broker).await;
+    listener.hello(false).await;
+    listener
+        .send_json(&json!({"id": 1, "op": "subscribe", "topic": "quiet", "credit_bytes": 1 << 20}))
+        .await;
+    assert_eq!(listener.recv_json().await["ok"]["subscription"], 1);
+
+    // Without a live subscription the idle timeout closes, as before: never subscribed, or
+    // unsubscribed.
+    let mut plain = Ws::connect(&broker).await;
+    plain.hello(false).await;
+    let mut former = Ws::connect(&broker).await;
+    former.hello(true).await;
+    former
+        .send_json(&json!({"id": 1, "op": "subscribe", "topic": "quiet", "credit_bytes": 1}))
+        .await;
+    assert_eq!(former.recv_json().await["ok"]["subscription"], 1);
+    former
+        .send_json(&json!({"id": 2, "op": "unsubscribe", "subscription": 1}))
+        .await;
+    assert_eq!(former.recv_json().await["ok"]["type"], "done");
+    assert_eq!(plain.closed().await, Some(1001));
+    assert_eq!(former.closed().await, Some(1001));
+
+    // The subscriber, which sends nothing itself (its WebSocket library answers pings), is
+    // pinged once per idle period and stays connected.
+    let mut pings = 0;
+    while pings < 4 {
+        match guard("a ping", listener.stream.next()).await {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+    assert!(
+        start.elapsed() > Duration::from_millis(900),
+        "four pings take more than three idle periods: {:?}",
+        start.elapsed()
+    );
+    // Records produced now, long after the last request, are still pushed.
+    http.produce("quiet", json!([{"value": "still there?"}]))
+        .await;
+    let push = listener.recv_json().await;
+    assert_eq!(
+        push["records"]["records"][0]["value"], "still there?",
+        "{push}"
+    );
+    assert!(listener.call(2, Request::ListTopics, false).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_subscription_that_fails_names_itself_and_frees_its_slot() {
+    let broker = TestBroker::start(&["--max-subscriptions", "1"]);
+    let http = Http::new(&broker);
+    http.create_topic("gone", 1).await;
+    http.create_topic("stays", 1).await;
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(false).await;
+    ws.send_json(&json!({"id": 1, "op": "subscribe", "topic": "gone", "credit_bytes": 0}))
+        .await;
+    assert_eq!(ws.recv_json().await["ok"]["subscription"], 1);
+    ws.send_json(&json!({"id": 2, "op": "subscribe", "topic": "stays", "credit_bytes": 0}))
+        .await;
+    assert_eq!(ws.recv_json().await["error"]["code"], "too_many_requests");
+
+    // The topic goes away; the subscription's next read (on new credit) fails, and the error
+    // frame says which subscription ended.
+    http.delete("/v1/topics/gone").await.expect(200);
+    ws.send_json(&json!({"id": 3, "op": "credit", "subscription": 1, "bytes": 1 << 20}))
+        .await;
+    let mut ended = None;
+    let mut answered = false;
+    while ended.is_none() || !answered {
+        let f = ws.recv_json().await;
+        if f.get("id").is_some() {
+            assert_eq!(f, json!({"id": 3, "ok": {"type": "done"}}));
+            answered = true;
+        } else {
+            ended = Some(f);
+        }
+    }
+    let ended = ended.unwrap();
+    assert_eq!(ended["subscription"], 1, "{ended}");
+    assert_eq!(ended["error"]["code"], "unknown_topic", "{ended}");
+    let decoded: ServerFrame = frame::from_json(&ended.to_string()).unwrap();
+    assert_eq!((decoded.id, decoded.subscription), (None, Some(1)));
+
+    // The ended subscription no longer counts against --max-subscriptions.
+    assert!(ws.call(4, Request::ListTopics, false).await.is_ok());
+    ws.send_json(&json!({"id": 5, "op": "subscribe", "topic": "stays", "credit_bytes": 1 << 20}))
+        .await;
+    assert_eq!(ws.recv_json().await["ok"]["subscription"], 2);
+    http.produce("stays", json!([{"value": "s"}])).await;
+    let push = ws.recv_json().await;
+    assert_eq!(push["records"]["subscription"], 2, "{push}");
 }

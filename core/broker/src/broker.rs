@@ -16,6 +16,7 @@ use sluice_storage::{
     Log, LogConfig, Maintainer, MaintainerConfig, ReadBound, ReadInfo, StorageError, now_ms,
 };
 
+use crate::group::{GroupConfig, Groups, OFFSETS_TOPIC};
 use crate::topic::{Partition, Topic, TopicManifest, TopicSettings};
 
 /// Broker settings.
@@ -37,6 +38,8 @@ pub struct BrokerConfig {
     pub max_fetch_wait_ms: u64,
     /// Largest byte budget of one fetch.
     pub max_fetch_bytes: u64,
+    /// Consumer group settings.
+    pub groups: GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -50,6 +53,7 @@ impl Default for BrokerConfig {
             maintenance: MaintainerConfig::default(),
             max_fetch_wait_ms: 30_000,
             max_fetch_bytes: 64 << 20,
+            groups: GroupConfig::default(),
         }
     }
 }
@@ -68,6 +72,7 @@ pub struct Broker {
     config: BrokerConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     maintainer: Maintainer,
+    groups: Groups,
 }
 
 fn storage_error(e: StorageError) -> ErrorBody {
@@ -201,11 +206,43 @@ impl Broker {
             }
             topics.insert(topic.name.clone(), topic);
         }
+        let offsets_topic = match topics.get(OFFSETS_TOPIC) {
+            Some(t) => t.clone(),
+            None => {
+                let configs: BTreeMap<String, String> = [
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("segment.bytes".to_string(), (64u64 << 20).to_string()),
+                ]
+                .into();
+                let manifest = TopicManifest {
+                    version: 1,
+                    name: OFFSETS_TOPIC.to_string(),
+                    partitions: config.groups.offsets_partitions.max(1),
+                    replication_factor: 1,
+                    configs,
+                    created_ms: now_ms(),
+                };
+                let dir = topics_dir.join(OFFSETS_TOPIC);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| io_error("create the offsets topic", e))?;
+                manifest
+                    .write(&dir)
+                    .map_err(|e| io_error("write the offsets topic manifest", e))?;
+                let t = Self::open_topic(&config, dir, manifest)?;
+                for p in t.partitions() {
+                    maintainer.register(&p.log);
+                }
+                topics.insert(t.name.clone(), t.clone());
+                t
+            }
+        };
+        let groups = Groups::load(config.groups.clone(), offsets_topic)?;
         tracing::info!(topics = topics.len(), dir = %config.data_dir.display(), "broker opened");
         Ok(Broker {
             config,
             topics: RwLock::new(topics),
             maintainer,
+            groups,
         })
     }
 
@@ -815,6 +852,105 @@ impl Broker {
             topic: t.name.clone(),
             partitions,
         })
+    }
+
+    /// Partition counts of the client topics (internal ones excluded).
+    fn client_topic_partitions(&self) -> BTreeMap<String, u32> {
+        self.topics
+            .read()
+            .iter()
+            .filter(|(n, _)| !is_internal_topic(n))
+            .map(|(n, t)| (n.clone(), t.partition_count()))
+            .collect()
+    }
+
+    /// A group member's heartbeat: join (epoch 0), keep-alive with revocation acknowledgements,
+    /// or leave (-1, or -2 for a static member coming back). Answers the member's assignment.
+    pub fn group_heartbeat(&self, req: &GroupHeartbeat) -> Result<GroupAssignment, ErrorBody> {
+        self.groups.heartbeat(req, &self.client_topic_partitions())
+    }
+
+    /// Commits offsets for a group; refused from removed members and stale epochs.
+    pub async fn commit_offsets(&self, req: CommitOffsets) -> Result<(), ErrorBody> {
+        self.groups
+            .commit(req, &self.client_topic_partitions())
+            .await
+    }
+
+    /// Committed offsets of a group (optionally of some topics).
+    pub fn fetch_offsets(
+        &self,
+        group: &str,
+        topics: Option<&[String]>,
+    ) -> Result<GroupOffsets, ErrorBody> {
+        self.groups.fetch(group, topics)
+    }
+
+    /// Groups with members or committed offsets.
+    pub fn list_groups(&self) -> GroupList {
+        self.groups.list()
+    }
+
+    /// A group's state, members, assignment, committed offsets and lag.
+    pub fn describe_group(&self, group: &str) -> Result<GroupDescription, ErrorBody> {
+        self.groups.describe(group, &self.topics())
+    }
+
+    /// Deletes a group's committed offsets (only without active members).
+    pub async fn delete_group(&self, group: &str) -> Result<(), ErrorBody> {
+        self.groups.delete(group).await
+    }
+
+    /// Moves an inactive group's offsets to the earliest, latest, an offset or a timestamp.
+    pub async fn reset_offsets(
+        &self,
+        group: &str,
+        req: ResetOffsets,
+    ) -> Result<GroupOffsets, ErrorBody> {
+        self.groups.ensure_inactive(group, "reset its offsets")?;
+        let topics: Vec<String> = match req.topics {
+            Some(t) => t,
+            None => self.groups.committed_topics(group).into_iter().collect(),
+        };
+        if topics.is_empty() {
+            return Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("group `{group}` has no committed offsets; name the topics to reset"),
+            ));
+        }
+        let mut new = Vec::new();
+        for name in &topics {
+            let t = self.topic(name)?;
+            let by_time = match req.to {
+                StartFrom::Timestamp(ts) => Some(self.list_offsets(name, Some(ts)).await?),
+                _ => None,
+            };
+            for p in t.partitions() {
+                let (start, end) = (p.log.log_start_offset(), p.log.high_watermark());
+                let offset = match req.to {
+                    StartFrom::Earliest => start,
+                    StartFrom::Latest => end,
+                    StartFrom::Offset(o) => o.clamp(start, end),
+                    StartFrom::Timestamp(_) => by_time
+                        .as_ref()
+                        .and_then(|o| o.partitions.iter().find(|x| x.partition == p.id))
+                        .and_then(|x| x.offset_for_timestamp.flatten())
+                        .unwrap_or(end),
+                };
+                new.push((name.clone(), p.id, offset));
+            }
+        }
+        self.groups.reset(group, new).await?;
+        self.fetch_offsets(group, Some(&topics))
+    }
+
+    /// Removes group members whose session expired and expires old offsets of empty groups.
+    /// Call it periodically (the server does, every few hundred ms).
+    pub async fn maintain_groups(&self) {
+        self.groups.expire(&self.client_topic_partitions());
+        if let Err(e) = self.groups.expire_offsets().await {
+            tracing::warn!(error = %e.message, "expiring committed offsets");
+        }
     }
 
     /// Clean shutdown: flushes and closes every log so the next start scans nothing.

@@ -26,7 +26,9 @@
 #![warn(missing_docs)]
 
 mod broker;
+pub mod group;
 mod topic;
 
 pub use broker::{Broker, BrokerConfig, Fetched};
+pub use group::{GroupConfig, OFFSETS_TOPIC};
 pub use topic::{DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, Partition, Topic, TopicSettings};

@@ -50,6 +50,16 @@ pub enum ErrorCode {
     UnknownSubscription,
     /// A compacted topic needs a key on every record.
     KeyRequired,
+    /// The consumer group does not exist (no members and no committed offsets).
+    UnknownGroup,
+    /// The group has no member with this id (it left or was removed after its session
+    /// timeout): rejoin with member epoch 0.
+    UnknownMember,
+    /// The member's epoch is stale: another incarnation replaced it or it missed a rebalance.
+    /// Stop consuming and rejoin with member epoch 0.
+    FencedMemberEpoch,
+    /// The operation needs a group without active members (stop the consumers first).
+    GroupNotEmpty,
     /// The server is shutting down.
     ShuttingDown,
     /// Reading or writing the log failed on the server.
@@ -68,7 +78,8 @@ impl ErrorCode {
             BadRequest | InvalidTopicName | InvalidConfig | InvalidRecords | KeyRequired
             | HandshakeRequired => 400,
             UnsupportedVersion => 400,
-            UnknownTopic | UnknownPartition | UnknownSubscription | NotFound => 404,
+            UnknownTopic | UnknownPartition | UnknownSubscription | NotFound | UnknownGroup => 404,
+            UnknownMember | FencedMemberEpoch | GroupNotEmpty => 409,
             MethodNotAllowed => 405,
             TopicExists => 409,
             InternalTopic => 403,
@@ -103,6 +114,10 @@ impl ErrorCode {
             TooManyRequests => "too_many_requests",
             UnknownSubscription => "unknown_subscription",
             KeyRequired => "key_required",
+            UnknownGroup => "unknown_group",
+            UnknownMember => "unknown_member",
+            FencedMemberEpoch => "fenced_member_epoch",
+            GroupNotEmpty => "group_not_empty",
             ShuttingDown => "shutting_down",
             StorageError => "storage_error",
             Internal => "internal",

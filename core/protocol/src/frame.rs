@@ -136,6 +136,38 @@ pub enum Request {
         /// Subscription id.
         subscription: u64,
     },
+    /// Consumer group membership: join (epoch 0), heartbeat, leave (-1 / -2).
+    GroupHeartbeat(GroupHeartbeat),
+    /// Commit a group's offsets.
+    CommitOffsets(CommitOffsets),
+    /// A group's committed offsets.
+    FetchOffsets {
+        /// Group id.
+        group: String,
+        /// Only these topics (default: all).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topics: Option<Vec<String>>,
+    },
+    /// Groups with members or committed offsets.
+    ListGroups,
+    /// A group in detail: members, assignment, offsets, lag.
+    DescribeGroup {
+        /// Group id.
+        group: String,
+    },
+    /// Delete a group's offsets (no active members).
+    DeleteGroup {
+        /// Group id.
+        group: String,
+    },
+    /// Move a group's offsets (no active members).
+    ResetOffsets {
+        /// Group id.
+        group: String,
+        /// Where to and which topics.
+        #[serde(flatten)]
+        reset: ResetOffsets,
+    },
 }
 
 /// What the server sends.
@@ -193,7 +225,15 @@ pub enum Response {
         /// Starting offset per partition.
         positions: Vec<RecordOffset>,
     },
-    /// Done (credit, unsubscribe).
+    /// A group member's assignment.
+    GroupAssignment(GroupAssignment),
+    /// A group's committed offsets.
+    GroupOffsets(GroupOffsets),
+    /// Groups.
+    Groups(GroupList),
+    /// A group in detail.
+    Group(GroupDescription),
+    /// Done (credit, unsubscribe, commit, delete group).
     Done,
     /// An answer type this client does not know (a newer server); ignore it.
     #[serde(other)]

@@ -379,3 +379,210 @@ pub struct HelloResponse {
     /// Most requests a connection may have in flight.
     pub max_in_flight: u32,
 }
+
+/// Partitions of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TopicPartitions {
+    /// Topic.
+    pub topic: String,
+    /// Partition numbers, ascending.
+    pub partitions: Vec<u32>,
+}
+
+/// A group member's heartbeat, which also joins (`member_epoch` 0) and leaves (-1; -2 for a
+/// static member that will come back). Modelled on Kafka's consumer group protocol (KIP-848):
+/// the broker computes the assignment and answers with what the member should own now.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GroupHeartbeat {
+    /// Group id.
+    pub group: String,
+    /// The id the broker gave this member; absent when joining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+    /// 0 to join, the last epoch the broker gave otherwise, -1 to leave, -2 to leave
+    /// temporarily (static members).
+    #[serde(default)]
+    pub member_epoch: i32,
+    /// A stable id for static membership: a restart within the session timeout gets the same
+    /// partitions back without a rebalance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// Subscribed topics (on join, and whenever they change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+    /// Or a regular expression matched against topic names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_pattern: Option<String>,
+    /// Partitions the member owns now; partitions it no longer lists are revoked. Send it
+    /// after giving up partitions, so the broker can hand them to others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned: Option<Vec<TopicPartitions>>,
+    /// `range`, `roundrobin` or `sticky` (default); the group's first member decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignor: Option<String>,
+    /// Session timeout in ms (within the broker's bounds; default 45 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_timeout_ms: Option<u64>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GroupAssignment {
+    /// The member's id (send it in every later heartbeat).
+    pub member_id: String,
+    /// The member's epoch (send it in every later heartbeat and commit).
+    pub member_epoch: i32,
+    /// Heartbeat at least this often.
+    pub heartbeat_interval_ms: u64,
+    /// The partitions the member should own now: start consuming new ones, stop consuming
+    /// (and commit) ones that are gone, then say so with `owned` in the next heartbeat.
+    pub assignment: Vec<TopicPartitions>,
+}
+
+/// One committed offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OffsetCommit {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The next offset to consume.
+    pub offset: u64,
+    /// Free-form metadata.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub metadata: String,
+}
+
+/// Commit offsets for a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CommitOffsets {
+    /// Group id.
+    pub group: String,
+    /// The committing member (absent only for a group without active members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+    /// Its epoch; a stale one is refused (`fenced_member_epoch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_epoch: Option<i32>,
+    /// Offsets to commit.
+    pub offsets: Vec<OffsetCommit>,
+}
+
+/// A committed offset as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CommittedOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The next offset to consume.
+    pub offset: u64,
+    /// Metadata given with the commit.
+    #[serde(default)]
+    pub metadata: String,
+    /// When it was committed (ms).
+    pub commit_time_ms: u64,
+}
+
+/// A group's committed offsets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GroupOffsets {
+    /// Group id.
+    pub group: String,
+    /// Offsets, by topic and partition.
+    pub offsets: Vec<CommittedOffset>,
+}
+
+/// Where to move a group's offsets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ResetOffsets {
+    /// Where to: earliest, latest, {"offset": n} or {"timestamp": ms}.
+    pub to: StartFrom,
+    /// Topics to reset (default: every topic the group has offsets for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+}
+
+/// A group in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GroupSummary {
+    /// Group id.
+    pub group: String,
+    /// empty, reconciling or stable.
+    pub state: String,
+    /// Active members.
+    pub members: u32,
+}
+
+/// All groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GroupList {
+    /// Sorted by id.
+    pub groups: Vec<GroupSummary>,
+}
+
+/// One member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// Member epoch.
+    pub member_epoch: i32,
+    /// Subscribed topics (resolved).
+    pub topics: Vec<String>,
+    /// Partitions it owns now.
+    pub assigned: Vec<TopicPartitions>,
+    /// Partitions it will own when the rebalance completes.
+    pub target: Vec<TopicPartitions>,
+}
+
+/// Lag of one partition for a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Committed offset (null when nothing is committed).
+    pub committed: Option<u64>,
+    /// The partition's high watermark.
+    pub log_end_offset: u64,
+    /// `log_end_offset - committed` (or from the log start when nothing is committed).
+    pub lag: u64,
+    /// Member owning it now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// A group in detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GroupDescription {
+    /// Group id.
+    pub group: String,
+    /// empty, reconciling or stable.
+    pub state: String,
+    /// Group epoch (bumps on every membership or subscription change).
+    pub group_epoch: i32,
+    /// Assignor.
+    pub assignor: String,
+    /// Members.
+    pub members: Vec<MemberDescription>,
+    /// Per partition of the subscribed or committed topics: committed offset, end and lag.
+    pub partitions: Vec<PartitionLag>,
+}

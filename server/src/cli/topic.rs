@@ -37,7 +37,11 @@ pub enum TopicCommand {
     /// Create a topic.
     Create(CreateArgs),
     /// List the topics with their partition counts.
-    List,
+    List {
+        /// Include the broker's internal topics (`__consumer_offsets`).
+        #[arg(long)]
+        internal: bool,
+    },
     /// Show a topic's partitions (offsets, size on disk) and every setting's effective value.
     Describe {
         /// The topic.
@@ -108,7 +112,7 @@ pub async fn run(args: TopicArgs) -> ExitCode {
     let mut out = Stdout::new();
     let result = match args.command {
         TopicCommand::Create(c) => create(&args.client, c, &mut out).await,
-        TopicCommand::List => list(&args.client, &mut out).await,
+        TopicCommand::List { internal } => list(&args.client, internal, &mut out).await,
         TopicCommand::Describe { name } => describe(&args.client, &name, &mut out).await,
         TopicCommand::Alter(a) => alter(&args.client, a, &mut out).await,
         TopicCommand::Delete { name } => delete(&args.client, &name, &mut out).await,
@@ -143,12 +147,15 @@ async fn create(opts: &ClientOpts, args: CreateArgs, out: &mut Stdout) -> Result
     ))
 }
 
-async fn list(opts: &ClientOpts, out: &mut Stdout) -> Result<(), CliError> {
+async fn list(opts: &ClientOpts, internal: bool, out: &mut Stdout) -> Result<(), CliError> {
     let client = Client::new(opts);
     let url = client.endpoint(&["v1", "topics"])?;
-    let list: TopicList = client
+    let mut list: TopicList = client
         .send(client.http().get(url).timeout(REQUEST_TIMEOUT))
         .await?;
+    if !internal {
+        list.topics.retain(|t| !t.internal);
+    }
     if opts.json {
         return out.json(&list);
     }

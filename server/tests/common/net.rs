@@ -166,6 +166,25 @@ impl Http {
         .expect(200)
     }
 
+    /// Fetches the stored batches of a partition from `offset` (no wait), asserting success.
+    pub async fn fetch_raw(&self, topic: &str, partition: u32, offset: u64) -> Vec<u8> {
+        let url = format!(
+            "{}/v1/topics/{topic}/partitions/{partition}/records?offset={offset}",
+            self.base
+        );
+        let resp = guard(
+            "raw fetch",
+            self.client
+                .get(url)
+                .header(reqwest::header::ACCEPT, "application/vnd.sluice.batches")
+                .send(),
+        )
+        .await
+        .expect("raw fetch");
+        assert_eq!(resp.status(), 200, "raw fetch");
+        resp.bytes().await.expect("read body").to_vec()
+    }
+
     /// Every record value of a partition from offset 0, as (offset, value) pairs.
     pub async fn values(&self, topic: &str, partition: u32) -> Vec<(u64, Value)> {
         let mut out = Vec::new();
@@ -222,10 +241,25 @@ pub fn batch(records: &[(Option<&[u8]>, &[u8])]) -> Vec<u8> {
     out
 }
 
-/// Decodes concatenated batches into (offset, key, value) triples.
+/// The (first offset, last offset, length in bytes) of each of concatenated batches.
+pub fn batch_spans(bytes: &[u8]) -> Vec<(u64, u64, usize)> {
+    sluice_record::Batches::new(bytes)
+        .map(|b| {
+            let b = b.expect("whole batch");
+            let h = b.header();
+            (
+                h.base_offset as u64,
+                h.last_offset() as u64,
+                b.as_bytes().len(),
+            )
+        })
+        .collect()
+}
+
 /// A decoded record: (offset, key, value).
 pub type Stored = (u64, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// Decodes concatenated batches into (offset, key, value) triples.
 pub fn decode_batches(bytes: &[u8]) -> Vec<Stored> {
     let mut out = Vec::new();
     for b in sluice_record::Batches::new(bytes) {
