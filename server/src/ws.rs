@@ -584,7 +584,22 @@ async fn handle(
                 Err(e) => Err(e),
             }
         }
-        Request::GroupHeartbeat(req) => broker.group_heartbeat(&req).map(Answer::GroupAssignment),
+        Request::GroupHeartbeat(req) => {
+            let answer = broker.group_heartbeat(&req);
+            if req.member_epoch == 0
+                && let Ok(a) = &answer
+            {
+                // A member on this connection: push its assignment whenever it changes.
+                tokio::spawn(push_assignments(
+                    state.clone(),
+                    req.group.clone(),
+                    a.clone(),
+                    format,
+                    out.clone(),
+                ));
+            }
+            answer.map(Answer::GroupAssignment)
+        }
         Request::CommitOffsets(req) => broker.commit_offsets(req).await.map(|()| Answer::Done),
         Request::FetchOffsets { group, topics } => broker
             .fetch_offsets(&group, topics.as_deref())
@@ -793,5 +808,40 @@ async fn deliver(
             (r, _, _) = changed => { if r.is_err() { return; } }
             r = credit.changed() => { if r.is_err() { return; } }
         }
+    }
+}
+
+/// Pushes a group member's assignment (a frame with no `id`) whenever it changes between its
+/// heartbeats — partitions to give up as soon as another member needs them, partitions to take
+/// as soon as they are free — until the member leaves or the connection closes.
+async fn push_assignments(
+    state: Arc<AppState>,
+    group: String,
+    mut last: GroupAssignment,
+    format: Format,
+    out: Outbox,
+) {
+    let mut changes = state.broker.group_changes();
+    let mut stopping = state.stopping.clone();
+    loop {
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        let Some(now) = state.broker.peek_assignment(&group, &last.member_id) else {
+            return; // left or removed
+        };
+        if now.assignment == last.assignment && now.member_epoch == last.member_epoch {
+            continue;
+        }
+        let frame = ServerFrame {
+            id: None,
+            subscription: None,
+            body: ServerBody::Ok(Answer::GroupAssignment(now.clone())),
+        };
+        if out.send(encode(format, &frame)).await.is_err() {
+            return;
+        }
+        last = now;
     }
 }

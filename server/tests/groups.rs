@@ -74,18 +74,37 @@ impl Member {
 
     async fn apply(&mut self, req: GroupHeartbeat) -> Result<(), sluice_protocol::ErrorBody> {
         self.next_id += 1;
-        match self
-            .ws
-            .call(self.next_id, Request::GroupHeartbeat(req), false)
-            .await?
-        {
-            Answer::GroupAssignment(a) => {
-                self.id = Some(a.member_id);
-                self.epoch = a.member_epoch;
-                self.owned = sets(&a.assignment);
-                Ok(())
+        let id = self.next_id;
+        self.ws.send(id, Request::GroupHeartbeat(req), false).await;
+        loop {
+            let f = self.ws.recv().await;
+            match (f.id, f.body) {
+                // A pushed assignment between answers: the member acts on it like on an answer.
+                (None, ServerBody::Ok(Answer::GroupAssignment(a))) => self.take(a),
+                (Some(i), ServerBody::Ok(Answer::GroupAssignment(a))) if i == id => {
+                    self.take(a);
+                    return Ok(());
+                }
+                (Some(i), ServerBody::Error(e)) if i == id => return Err(e),
+                other => panic!("unexpected frame {other:?}"),
             }
-            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    fn take(&mut self, a: GroupAssignment) {
+        self.id = Some(a.member_id);
+        self.epoch = a.member_epoch;
+        self.owned = sets(&a.assignment);
+    }
+
+    /// Waits for a pushed assignment.
+    async fn pushed(&mut self) -> GroupAssignment {
+        loop {
+            let f = self.ws.recv().await;
+            if let (None, ServerBody::Ok(Answer::GroupAssignment(a))) = (f.id, f.body) {
+                self.take(a.clone());
+                return a;
+            }
         }
     }
 
@@ -123,10 +142,37 @@ impl Member {
             member_epoch: Some(self.epoch),
             offsets,
         };
-        self.ws
-            .call(self.next_id, Request::CommitOffsets(req), false)
-            .await
-            .map(|_| ())
+        let mut pushes = Vec::new();
+        let r = call_skipping_pushes(
+            &mut self.ws,
+            self.next_id,
+            Request::CommitOffsets(req),
+            &mut pushes,
+        )
+        .await;
+        for a in pushes {
+            self.take(a);
+        }
+        r.map(|_| ())
+    }
+}
+
+/// Sends a request and returns its answer, collecting assignment pushes that arrive first.
+async fn call_skipping_pushes(
+    ws: &mut Ws,
+    id: u64,
+    req: Request,
+    pushes: &mut Vec<GroupAssignment>,
+) -> Result<Answer, sluice_protocol::ErrorBody> {
+    ws.send(id, req, false).await;
+    loop {
+        let f = ws.recv().await;
+        match (f.id, f.body) {
+            (None, ServerBody::Ok(Answer::GroupAssignment(a))) => pushes.push(a),
+            (Some(i), ServerBody::Ok(a)) if i == id => return Ok(a),
+            (Some(i), ServerBody::Error(e)) if i == id => return Err(e),
+            other => panic!("unexpected frame {other:?}"),
+        }
     }
 }
 
@@ -579,4 +625,119 @@ async fn the_group_cli_lists_describes_resets_and_deletes() {
     assert!(ok);
     let (ok, _, stderr) = run(&["group", "describe", "g"]);
     assert!(!ok && stderr.contains("unknown_group"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_pattern_subscription_picks_up_matching_topics_as_they_appear() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("orders-eu", 2).await;
+    http.create_topic("audit", 2).await;
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(false).await;
+    let join = GroupHeartbeat {
+        group: "g".into(),
+        member_epoch: 0,
+        topic_pattern: Some("orders-.*".into()),
+        ..Default::default()
+    };
+    let mut pushes = Vec::new();
+    let Answer::GroupAssignment(a) =
+        call_skipping_pushes(&mut ws, 1, Request::GroupHeartbeat(join), &mut pushes)
+            .await
+            .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        sets(&a.assignment),
+        [("orders-eu".to_string(), 0), ("orders-eu".to_string(), 1)].into()
+    );
+    http.create_topic("orders-us", 1).await;
+    let beat = GroupHeartbeat {
+        group: "g".into(),
+        member_id: Some(a.member_id.clone()),
+        member_epoch: a.member_epoch,
+        owned: Some(a.assignment.clone()),
+        ..Default::default()
+    };
+    let Answer::GroupAssignment(b) =
+        call_skipping_pushes(&mut ws, 2, Request::GroupHeartbeat(beat), &mut pushes)
+            .await
+            .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(sets(&b.assignment).len(), 3, "{b:?}");
+    assert!(
+        b.member_epoch > a.member_epoch,
+        "a new topic is a new group epoch"
+    );
+    let bad = GroupHeartbeat {
+        group: "h".into(),
+        member_epoch: 0,
+        topic_pattern: Some("(".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        call_skipping_pushes(&mut ws, 3, Request::GroupHeartbeat(bad), &mut pushes)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::BadRequest
+    );
+}
+
+#[tokio::test]
+async fn offsets_of_an_empty_group_expire_after_the_retention() {
+    let broker = TestBroker::start(&["--offsets-retention-ms", "300"]);
+    let http = Http::new(&broker);
+    http.create_topic("t", 1).await;
+    http.post(
+        "/v1/groups/old/offsets",
+        &json!({"offsets": [{"topic": "t", "partition": 0, "offset": 0}]}),
+    )
+    .await
+    .expect(200);
+    guard("offsets expire", async {
+        loop {
+            if http.get("/v1/groups/old").await.status == 404 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling the expiry, not a readiness wait
+        }
+    })
+    .await;
+    let dir = broker.stop();
+    let broker = TestBroker::start_in(dir, &[]);
+    Http::new(&broker)
+        .get("/v1/groups/old")
+        .await
+        .expect_error(404, "unknown_group");
+}
+
+#[tokio::test]
+async fn assignment_changes_are_pushed_without_waiting_for_a_heartbeat() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("t", 4).await;
+    let mut a = Member::join(&broker, "g", None, 30_000).await;
+    assert_eq!(a.owned.len(), 4);
+    let mut b = Member::join(&broker, "g", None, 30_000).await;
+    assert!(b.owned.is_empty(), "b waits for a to give partitions up");
+    // a learns it must give up two partitions by a push, not by its next heartbeat.
+    let pushed = guard("revocation pushed to a", a.pushed()).await;
+    assert_eq!(
+        pushed
+            .assignment
+            .iter()
+            .map(|t| t.partitions.len())
+            .sum::<usize>(),
+        2
+    );
+    // a confirms; b is pushed the freed partitions.
+    a.beat("g").await.unwrap();
+    let got = guard("freed partitions pushed to b", b.pushed()).await;
+    assert_eq!(sets(&got.assignment).len(), 2);
+    assert!(sets(&got.assignment).is_disjoint(&a.owned));
 }

@@ -870,6 +870,17 @@ impl Broker {
         self.groups.heartbeat(req, &self.client_topic_partitions())
     }
 
+    /// The assignment a member should have now, without counting as a heartbeat; `None` once
+    /// the member is gone. Transports push it when it changes (see [`Broker::group_changes`]).
+    pub fn peek_assignment(&self, group: &str, member_id: &str) -> Option<GroupAssignment> {
+        self.groups.peek(group, member_id)
+    }
+
+    /// Changes whenever any group's state may have changed.
+    pub fn group_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.groups.changes()
+    }
+
     /// Commits offsets for a group; refused from removed members and stale epochs.
     pub async fn commit_offsets(&self, req: CommitOffsets) -> Result<(), ErrorBody> {
         self.groups

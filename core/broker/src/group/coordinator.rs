@@ -450,6 +450,23 @@ impl Coordinator {
         }
     }
 
+    /// The assignment a member should have now, without touching its liveness (for pushes).
+    pub(crate) fn peek(&self, group: &str, member_id: &str) -> Option<GroupAssignment> {
+        let g = self.groups.get(group)?;
+        let m = g.members.get(member_id)?;
+        let target = g.target.get(member_id).cloned().unwrap_or_default();
+        Some(GroupAssignment {
+            member_id: m.id.clone(),
+            member_epoch: m.epoch,
+            heartbeat_interval_ms: self
+                .config
+                .heartbeat_interval_ms
+                .min(m.session_timeout.as_millis() as u64 / 3)
+                .max(1),
+            assignment: to_lists(&m.owned.intersection(&target).cloned().collect()),
+        })
+    }
+
     /// Removes members whose session expired; returns how many.
     pub(crate) fn expire(&mut self, topics: &BTreeMap<String, u32>, now: Instant) -> usize {
         let mut removed = 0;

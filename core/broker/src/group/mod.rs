@@ -49,6 +49,8 @@ struct StoredOffset {
 /// Groups of one broker: coordinator state and committed offsets.
 pub(crate) struct Groups {
     coordinator: Mutex<Coordinator>,
+    /// Bumped whenever group state may have changed, so connections can push assignments.
+    changes: tokio::sync::watch::Sender<u64>,
     offsets: RwLock<HashMap<String, BTreeMap<TopicPartition, StoredOffset>>>,
     topic: Arc<Topic>,
 }
@@ -115,6 +117,7 @@ impl Groups {
         tracing::info!(groups = offsets.len(), "committed offsets loaded");
         Ok(Groups {
             coordinator: Mutex::new(Coordinator::new(config)),
+            changes: tokio::sync::watch::Sender::new(0),
             offsets: RwLock::new(offsets),
             topic,
         })
@@ -186,13 +189,28 @@ impl Groups {
         req: &GroupHeartbeat,
         topics: &BTreeMap<String, u32>,
     ) -> Result<GroupAssignment, ErrorBody> {
-        self.coordinator
+        let answer = self
+            .coordinator
             .lock()
-            .heartbeat(req, topics, Instant::now())
+            .heartbeat(req, topics, Instant::now());
+        self.changes.send_modify(|n| *n += 1);
+        answer
     }
 
     pub(crate) fn expire(&self, topics: &BTreeMap<String, u32>) -> usize {
-        self.coordinator.lock().expire(topics, Instant::now())
+        let removed = self.coordinator.lock().expire(topics, Instant::now());
+        if removed > 0 {
+            self.changes.send_modify(|n| *n += 1);
+        }
+        removed
+    }
+
+    pub(crate) fn peek(&self, group: &str, member_id: &str) -> Option<GroupAssignment> {
+        self.coordinator.lock().peek(group, member_id)
+    }
+
+    pub(crate) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub(crate) async fn commit(
