@@ -165,6 +165,15 @@ async fn writer(
 struct Subscription {
     credit: Arc<watch::Sender<i64>>,
     task: JoinHandle<()>,
+    /// Set by the delivery task before it reports the error that ends it, so the slot is
+    /// free as soon as the client can see why.
+    ended: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Subscription {
+    fn live(&self) -> bool {
+        !self.ended.load(std::sync::atomic::Ordering::Acquire) && !self.task.is_finished()
+    }
 }
 
 async fn close_with(out: &Outbox, code: u16, reason: &str) {
@@ -189,6 +198,8 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
         dead_tx,
     ));
     let in_flight = Arc::new(Semaphore::new(args.max_in_flight as usize));
+    // Tells tasks that outlive a request (assignment pushes) that the connection is over.
+    let (closed_tx, closed_rx) = watch::channel(false);
     let mut subscriptions: HashMap<u64, Subscription> = HashMap::new();
     let mut next_subscription = 1u64;
     let mut greeted = false;
@@ -215,7 +226,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
             }
         };
         let msg = match msg {
-            Err(_) if greeted && subscriptions.values().any(|s| !s.task.is_finished()) => {
+            Err(_) if greeted && subscriptions.values().any(Subscription::live) => {
                 // A subscriber may only listen (browsers cannot send pings): probe it instead
                 // of closing; a client that is gone fails the send and is dropped.
                 if out.send(Message::Ping(Default::default())).await.is_err() {
@@ -334,7 +345,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                 from,
                 credit_bytes,
             } => {
-                subscriptions.retain(|_, s| !s.task.is_finished());
+                subscriptions.retain(|_, s| s.live());
                 let answer = if subscriptions.len() >= args.max_subscriptions {
                     Err(ErrorBody::new(
                         ErrorCode::TooManyRequests,
@@ -443,6 +454,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                     format,
                     out.clone(),
                     permit,
+                    closed_rx.clone(),
                 ));
             }
         }
@@ -450,6 +462,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
     for (_, s) in subscriptions {
         s.task.abort();
     }
+    let _ = closed_tx.send(true);
     drop(out);
     let _ = writer_task.await;
 }
@@ -495,6 +508,7 @@ fn answer_frame(id: u64, answer: Result<Answer, ErrorBody>) -> ServerFrame {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     state: Arc<AppState>,
     id: u64,
@@ -502,6 +516,7 @@ async fn handle(
     format: Format,
     out: Outbox,
     permit: OwnedSemaphorePermit,
+    closed: watch::Receiver<bool>,
 ) {
     let broker = &state.broker;
     let answer: Result<Answer, ErrorBody> = match request {
@@ -596,6 +611,7 @@ async fn handle(
                     a.clone(),
                     format,
                     out.clone(),
+                    closed,
                 ));
             }
             answer.map(Answer::GroupAssignment)
@@ -706,6 +722,7 @@ async fn start_subscription(
         });
     }
     let credit = Arc::new(watch::Sender::new(credit_bytes.min(i64::MAX as u64) as i64));
+    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let task = tokio::spawn(deliver(
         state.clone(),
         sid,
@@ -715,8 +732,16 @@ async fn start_subscription(
         credit.clone(),
         format,
         out,
+        ended.clone(),
     ));
-    Ok((Subscription { credit, task }, positions))
+    Ok((
+        Subscription {
+            credit,
+            task,
+            ended,
+        },
+        positions,
+    ))
 }
 
 /// Pushes records while there is credit, waiting on the partitions' high watermarks when
@@ -731,6 +756,7 @@ async fn deliver(
     credit_cell: Arc<watch::Sender<i64>>,
     format: Format,
     out: Outbox,
+    ended: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut credit = credit_cell.subscribe();
     let mut watches: Vec<watch::Receiver<u64>> =
@@ -760,6 +786,7 @@ async fn deliver(
                     continue;
                 }
                 Err(e) => {
+                    ended.store(true, std::sync::atomic::Ordering::Release);
                     let _ = out.send(encode(format, &subscription_error(sid, e))).await;
                     return;
                 }
@@ -777,6 +804,7 @@ async fn deliver(
             let fetch = match fetch_response(format, topic.clone(), part.id, from, fetched) {
                 Ok(f) => f,
                 Err(e) => {
+                    ended.store(true, std::sync::atomic::Ordering::Release);
                     let _ = out.send(encode(format, &subscription_error(sid, e))).await;
                     return;
                 }
@@ -820,6 +848,7 @@ async fn push_assignments(
     mut last: GroupAssignment,
     format: Format,
     out: Outbox,
+    mut closed: watch::Receiver<bool>,
 ) {
     let mut changes = state.broker.group_changes();
     let mut stopping = state.stopping.clone();
@@ -827,6 +856,8 @@ async fn push_assignments(
         tokio::select! {
             r = changes.changed() => if r.is_err() { return },
             _ = stopping.wait_for(|s| *s) => return,
+            // The connection ended: drop the outbox so its writer can finish.
+            _ = closed.wait_for(|c| *c) => return,
         }
         let Some(now) = state.broker.peek_assignment(&group, &last.member_id) else {
             return; // left or removed

@@ -741,3 +741,63 @@ async fn assignment_changes_are_pushed_without_waiting_for_a_heartbeat() {
     assert_eq!(sets(&got.assignment).len(), 2);
     assert!(sets(&got.assignment).is_disjoint(&a.owned));
 }
+
+#[tokio::test]
+async fn a_member_connection_that_closes_frees_its_slot() {
+    let broker = TestBroker::start(&["--max-connections", "1"]);
+    let http_guard = {
+        // Create the topic before the only slot is taken.
+        let http = Http::new(&broker);
+        http.create_topic("t", 2).await;
+        http
+    };
+    let mut m = Member::join(&broker, "g", None, 60_000).await;
+    m.ws.stream.close(None).await.unwrap();
+    drop(m);
+    // The member's session outlives its connection, but its connection slot does not.
+    guard("a new connection is accepted", async {
+        loop {
+            match Ws::try_connect(&broker).await {
+                common::net::Connect::Open(_) => break,
+                common::net::Connect::Refused(429, _) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                common::net::Connect::Refused(s, b) => panic!("{s} {b}"),
+            }
+        }
+    })
+    .await;
+    drop(http_guard);
+}
+
+#[tokio::test]
+async fn a_subscription_learns_at_once_that_its_topic_was_deleted() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("gone", 1).await;
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(false).await;
+    let a = ws
+        .call(
+            1,
+            Request::Subscribe {
+                topic: "gone".into(),
+                partitions: None,
+                from: StartFrom::Latest,
+                credit_bytes: 1 << 20,
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let Answer::Subscribed { subscription, .. } = a else {
+        panic!("{a:?}")
+    };
+    http.delete("/v1/topics/gone").await.expect(200);
+    let f = ws.recv().await;
+    assert_eq!(f.subscription, Some(subscription));
+    let ServerBody::Error(e) = f.body else {
+        panic!("{f:?}")
+    };
+    assert_eq!(e.code, ErrorCode::UnknownTopic);
+}

@@ -477,6 +477,13 @@ impl Broker {
             .remove(name)
             .ok_or_else(|| unknown_topic(name))?;
         let dir = topic.dir.clone();
+        // Requests still holding a partition must not write into a directory that a new topic
+        // of the same name may take over; long-polls and subscriptions waiting on it wake and
+        // find it gone.
+        for p in topic.partitions() {
+            p.log.retire();
+            p.wake_watchers();
+        }
         drop(topic);
         // Rename first so a crash mid-delete never leaves a half topic that reopens.
         let doomed = dir.with_file_name(format!("{name}.{}.deleted", now_ms()));

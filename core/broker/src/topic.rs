@@ -134,6 +134,12 @@ impl Partition {
         });
     }
 
+    /// Wakes everyone waiting on the high watermark (the partition is going away: their next
+    /// read finds out).
+    pub(crate) fn wake_watchers(&self) {
+        self.hw.send_modify(|_| {});
+    }
+
     /// A receiver that changes when the high watermark moves.
     pub fn watch_high_watermark(&self) -> watch::Receiver<u64> {
         self.hw.subscribe()

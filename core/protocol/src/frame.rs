@@ -247,6 +247,7 @@ pub struct Delivery {
     pub subscription: u64,
     /// Credit this delivery used: the bytes of the stored record batches it carries (in JSON
     /// too, where the records are decoded).
+    #[serde(default)]
     pub bytes: u64,
     /// Records of one partition.
     #[serde(flatten)]
