@@ -1,0 +1,802 @@
+//! [`Consumer`]: reads topics through broker subscriptions, under credit-based flow control.
+//!
+//! The broker pushes record batches of the subscribed partitions as they arrive, but only
+//! while the subscription has byte credit; the consumer grants credit back as the application
+//! takes records. So a consumer that is not polled stops receiving: what it holds in memory is
+//! bounded by `credit_bytes` (per topic) plus one batch per partition (a push may overshoot the
+//! credit by one batch).
+//!
+//! Records are decoded one batch at a time, when the application reaches them; keys and values
+//! share the memory of the batch they came in.
+//!
+//! The consumer keeps a position per partition: the offset of the next record it will yield.
+//! When the connection is lost, or after [`Consumer::seek`], it subscribes again from those
+//! positions, so the application sees neither gaps nor duplicates (retention may still delete
+//! records a slow consumer had not read: it then continues from the first offset left).
+//!
+//! Today a consumer reads every partition of its topics itself and commits nothing (the
+//! "broadcast" mode). Consumer groups will add a mode where the broker assigns the partitions;
+//! the consumer already keeps its assignment as a set of (topic, partition) positions that
+//! such a mode can change.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{FutureExt, Stream, StreamExt};
+use sluice_protocol::frame::{self, ClientFrame, Delivery, Request, Response};
+use sluice_protocol::types::{RecordOffset, StartFrom};
+use sluice_record::Batch;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::admin::unexpected;
+use crate::client::{Backoff, Client};
+use crate::conn::{SubEvent, SubSink};
+use crate::error::{Error, Result};
+use crate::record::{Header, Record};
+
+/// Beyond this many distinct positions in one topic, the consumer subscribes once from the
+/// smallest and skips what it has already seen, rather than holding one subscription per
+/// position (a connection may hold 64 subscriptions).
+const MAX_SUBSCRIPTIONS_PER_TOPIC: usize = 8;
+
+/// Smallest credit window of one subscription.
+const MIN_WINDOW_BYTES: u64 = 64 << 10;
+
+/// Consumer settings.
+///
+/// ```
+/// use sluice_client::{ConsumerOptions, StartFrom};
+///
+/// let options = ConsumerOptions::new(["orders", "payments"])
+///     .start(StartFrom::Earliest)
+///     .credit_bytes(4 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    topics: Vec<String>,
+    start: StartFrom,
+    partitions: Option<Vec<u32>>,
+    credit_bytes: u64,
+    check_crcs: bool,
+}
+
+impl ConsumerOptions {
+    /// Reads `topics`, every partition, from the latest offset (only new records), with an
+    /// 8 MiB credit window per topic.
+    pub fn new<I, S>(topics: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ConsumerOptions {
+            topics: topics.into_iter().map(Into::into).collect(),
+            start: StartFrom::Latest,
+            partitions: None,
+            credit_bytes: 8 << 20,
+            check_crcs: true,
+        }
+    }
+
+    /// Where to start in every partition (default [`StartFrom::Latest`]): the earliest
+    /// offset, the latest, an offset (clamped into what the partition holds) or the first
+    /// record at or after a timestamp (ms).
+    pub fn start(mut self, start: StartFrom) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Reads only these partitions of each topic (default: all of them).
+    pub fn partitions(mut self, partitions: Vec<u32>) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+
+    /// Bytes of record batches the broker may push ahead of the application, per topic
+    /// (default 8 MiB). Larger windows keep throughput up over slow links; smaller ones use
+    /// less memory.
+    pub fn credit_bytes(mut self, bytes: u64) -> Self {
+        self.credit_bytes = bytes.max(1);
+        self
+    }
+
+    /// Whether to verify each batch's CRC-32C and structure before reading it (default
+    /// true).
+    pub fn check_crcs(mut self, check: bool) -> Self {
+        self.check_crcs = check;
+        self
+    }
+}
+
+/// Reads records of one or more topics as a [`Stream`]; see the [module docs](self).
+///
+/// ```no_run
+/// use futures_util::StreamExt;
+/// use sluice_client::{Client, ConsumerOptions, StartFrom};
+///
+/// # async fn run() -> sluice_client::Result<()> {
+/// let client = Client::connect("http://127.0.0.1:9400").await?;
+/// let mut consumer = client
+///     .consumer(ConsumerOptions::new(["orders"]).start(StartFrom::Earliest))
+///     .await?;
+/// while let Some(record) = consumer.next().await {
+///     let record = record?;
+///     println!("{}/{}@{}: {:?}", record.topic, record.partition, record.offset, record.value);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Consumer {
+    client: Client,
+    options: ConsumerOptions,
+    events: mpsc::UnboundedReceiver<SubEvent>,
+    sink: SubSink,
+    topics: BTreeMap<Arc<str>, TopicState>,
+    /// Live subscriptions by (connection generation, subscription id).
+    subs: HashMap<(u64, u64), Sub>,
+    /// Subscriptions to make, in order.
+    todo: VecDeque<Planned>,
+    /// The subscribe in progress.
+    op: Option<Pin<Box<dyn Future<Output = Result<Subscribed>> + Send>>>,
+    op_plan: Option<Planned>,
+    /// Pushes for subscriptions not known yet (their subscribe answer is being processed).
+    limbo: Vec<SubEvent>,
+    /// Events taken out of limbo, handled before new ones.
+    replay: VecDeque<SubEvent>,
+    /// Delay before subscribing again after the broker ended a subscription; grows while
+    /// subscriptions keep failing, resets when records flow.
+    failures: Backoff,
+    current: Option<Current>,
+    ready: VecDeque<Record>,
+    errors: VecDeque<Error>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("topics", &self.options.topics)
+            .field("subscriptions", &self.subs.len())
+            .field("buffered_bytes", &self.buffered_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+struct TopicState {
+    /// Position (next offset to yield) per assigned partition.
+    positions: BTreeMap<u32, u64>,
+    /// Bumped whenever the topic's subscriptions are replaced, so that answers to older
+    /// subscribes are recognised and undone.
+    epoch: u64,
+}
+
+struct Sub {
+    topic: Arc<str>,
+    partitions: Vec<u32>,
+    window: u64,
+    /// Bytes consumed and not yet granted back.
+    ungranted: u64,
+}
+
+#[derive(Clone)]
+struct Planned {
+    topic: Arc<str>,
+    partitions: Option<Vec<u32>>,
+    from: StartFrom,
+    /// Whether `from` is each partition's own position (else the smallest of several, and
+    /// records below each partition's position are skipped).
+    exact: bool,
+    window: u64,
+    epoch: u64,
+    /// Wait before subscribing.
+    delay: Duration,
+}
+
+struct Subscribed {
+    generation: u64,
+    subscription: u64,
+    positions: Vec<RecordOffset>,
+}
+
+/// The push being read.
+struct Current {
+    key: (u64, u64),
+    topic: Arc<str>,
+    partition: u32,
+    batches: Bytes,
+    at: usize,
+    next_offset: u64,
+    bytes: u64,
+}
+
+impl Consumer {
+    pub(crate) async fn new(client: Client, options: ConsumerOptions) -> Result<Consumer> {
+        if options.topics.is_empty() {
+            return Err(Error::InvalidInput(
+                "a consumer needs at least one topic".into(),
+            ));
+        }
+        let (tx, events) = mpsc::unbounded_channel();
+        let sink = SubSink {
+            tx,
+            buffered_bytes: Arc::new(AtomicU64::new(0)),
+        };
+        let mut consumer = Consumer {
+            failures: client.options().backoff(),
+            client,
+            options,
+            events,
+            sink,
+            topics: BTreeMap::new(),
+            subs: HashMap::new(),
+            todo: VecDeque::new(),
+            op: None,
+            op_plan: None,
+            limbo: Vec::new(),
+            replay: VecDeque::new(),
+            current: None,
+            ready: VecDeque::new(),
+            errors: VecDeque::new(),
+        };
+        let mut topics: Vec<String> = consumer.options.topics.clone();
+        topics.sort();
+        topics.dedup();
+        for topic in topics {
+            let topic: Arc<str> = Arc::from(topic);
+            consumer.topics.insert(
+                topic.clone(),
+                TopicState {
+                    positions: BTreeMap::new(),
+                    epoch: 0,
+                },
+            );
+            let plan = Planned {
+                topic,
+                partitions: consumer.options.partitions.clone(),
+                from: consumer.options.start,
+                exact: true,
+                window: consumer.options.credit_bytes,
+                epoch: 0,
+                delay: Duration::ZERO,
+            };
+            match subscribe(&consumer.client, &consumer.sink, &plan).await {
+                Ok(s) => consumer.apply(plan, Ok(s)),
+                Err(e) => {
+                    consumer.unsubscribe_all();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(consumer)
+    }
+
+    /// The offset of the next record this consumer will yield from a partition, or `None` if
+    /// it does not read that partition.
+    pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.topics
+            .get(topic)
+            .and_then(|t| t.positions.get(&partition).copied())
+    }
+
+    /// The (topic, partition) pairs this consumer reads.
+    pub fn assignment(&self) -> Vec<(String, u32)> {
+        self.topics
+            .iter()
+            .flat_map(|(t, s)| s.positions.keys().map(move |p| (t.to_string(), *p)))
+            .collect()
+    }
+
+    /// Moves a partition's position: the next record yielded from it is the one at `offset`
+    /// (or, if the partition no longer or not yet holds it, the nearest the broker has). Takes
+    /// effect at the next poll, which subscribes again.
+    pub fn seek(&mut self, topic: &str, partition: u32, offset: u64) -> Result<()> {
+        let Some(state) = self.topics.get_mut(topic) else {
+            return Err(Error::InvalidInput(format!(
+                "this consumer does not read topic `{topic}`"
+            )));
+        };
+        let Some(position) = state.positions.get_mut(&partition) else {
+            return Err(Error::InvalidInput(format!(
+                "this consumer does not read partition {partition} of `{topic}`"
+            )));
+        };
+        *position = offset;
+        let topic: Arc<str> = self
+            .topics
+            .get_key_value(topic)
+            .map(|(k, _)| k.clone())
+            .expect("found above");
+        self.resubscribe(&topic, Duration::ZERO);
+        Ok(())
+    }
+
+    /// Bytes of pushed batches received and not yet consumed by the application: what the
+    /// consumer holds in memory. Flow control keeps it near `credit_bytes` per topic at most.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.sink.buffered_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to `timeout` for a first record, then takes up to `max` records that are
+    /// already at hand without waiting further. Returns an empty vector if none came in time.
+    pub async fn poll_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        match tokio::time::timeout(timeout, self.next()).await {
+            Err(_) | Ok(None) => return Ok(out),
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(Some(Ok(record))) => out.push(record),
+        }
+        while out.len() < max {
+            match self.next().now_or_never() {
+                Some(Some(Ok(record))) => out.push(record),
+                Some(Some(Err(e))) => {
+                    // Reported by the next call.
+                    self.errors.push_front(e);
+                    break;
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends every subscription. Dropping the consumer does the same without waiting.
+    pub async fn close(mut self) -> Result<()> {
+        let subs: Vec<(u64, u64)> = self.subs.keys().copied().collect();
+        self.subs.clear();
+        for (generation, subscription) in subs {
+            if self.client.generation() != Some(generation) {
+                continue;
+            }
+            let _ = self
+                .client
+                .request(Request::Unsubscribe { subscription })
+                .await;
+        }
+        Ok(())
+    }
+
+    fn unsubscribe_all(&mut self) {
+        for ((generation, subscription), _) in self.subs.drain() {
+            self.client
+                .send_and_forget(generation, &Request::Unsubscribe { subscription });
+        }
+    }
+
+    /// Replaces a topic's subscriptions by new ones starting at its positions.
+    fn resubscribe(&mut self, topic: &Arc<str>, delay: Duration) {
+        let Some(state) = self.topics.get_mut(topic) else {
+            return;
+        };
+        state.epoch += 1;
+        let epoch = state.epoch;
+        let retired: Vec<(u64, u64)> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| &s.topic == topic)
+            .map(|(k, _)| *k)
+            .collect();
+        for (generation, subscription) in retired {
+            self.subs.remove(&(generation, subscription));
+            self.client
+                .send_and_forget(generation, &Request::Unsubscribe { subscription });
+        }
+        if self.current.as_ref().is_some_and(|c| &c.topic == topic) {
+            let c = self.current.take().expect("checked");
+            self.sink
+                .buffered_bytes
+                .fetch_sub(c.bytes, Ordering::Relaxed);
+        }
+        self.ready.retain(|r| &r.topic != topic);
+        self.todo.retain(|p| &p.topic != topic);
+        let mut groups: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+        for (p, pos) in &state.positions {
+            groups.entry(*pos).or_default().push(*p);
+        }
+        if groups.is_empty() {
+            return;
+        }
+        if groups.len() > MAX_SUBSCRIPTIONS_PER_TOPIC {
+            let (&from, _) = groups.first_key_value().expect("not empty");
+            self.todo.push_back(Planned {
+                topic: topic.clone(),
+                partitions: Some(state.positions.keys().copied().collect()),
+                from: StartFrom::Offset(from),
+                exact: false,
+                window: self.options.credit_bytes,
+                epoch,
+                delay,
+            });
+            return;
+        }
+        let window = (self.options.credit_bytes / groups.len() as u64).max(MIN_WINDOW_BYTES);
+        for (pos, partitions) in groups {
+            self.todo.push_back(Planned {
+                topic: topic.clone(),
+                partitions: Some(partitions),
+                from: StartFrom::Offset(pos),
+                exact: true,
+                window,
+                epoch,
+                delay,
+            });
+        }
+    }
+
+    /// Takes in the answer to a subscribe.
+    fn apply(&mut self, plan: Planned, result: Result<Subscribed>) {
+        let Some(state) = self.topics.get_mut(&plan.topic) else {
+            if let Ok(s) = result {
+                self.client.send_and_forget(
+                    s.generation,
+                    &Request::Unsubscribe {
+                        subscription: s.subscription,
+                    },
+                );
+            }
+            return;
+        };
+        match result {
+            Ok(s) if state.epoch != plan.epoch => {
+                // Replaced meanwhile (a seek, a lost connection): undo.
+                self.client.send_and_forget(
+                    s.generation,
+                    &Request::Unsubscribe {
+                        subscription: s.subscription,
+                    },
+                );
+            }
+            Ok(s) => {
+                for RecordOffset { partition, offset } in &s.positions {
+                    let position = state.positions.entry(*partition).or_insert(*offset);
+                    *position = if plan.exact {
+                        *offset
+                    } else {
+                        (*position).max(*offset)
+                    };
+                }
+                self.subs.insert(
+                    (s.generation, s.subscription),
+                    Sub {
+                        topic: plan.topic.clone(),
+                        partitions: s.positions.iter().map(|p| p.partition).collect(),
+                        window: plan.window,
+                        ungranted: 0,
+                    },
+                );
+            }
+            Err(e) => {
+                // Not retriable: stop reading these partitions and say why.
+                match &plan.partitions {
+                    Some(ps) => ps.iter().for_each(|p| {
+                        state.positions.remove(p);
+                    }),
+                    None => state.positions.clear(),
+                }
+                self.errors.push_back(e);
+            }
+        }
+        // Pushes that waited for this answer.
+        self.replay.extend(self.limbo.drain(..));
+    }
+
+    fn handle(&mut self, event: SubEvent) {
+        let key = match &event {
+            SubEvent::Records {
+                generation,
+                delivery,
+            } => (*generation, delivery.subscription),
+            SubEvent::Failed {
+                generation,
+                subscription,
+                ..
+            }
+            | SubEvent::Lost {
+                generation,
+                subscription,
+            } => (*generation, *subscription),
+        };
+        if !self.subs.contains_key(&key) {
+            if self.op.is_some() {
+                // Perhaps the subscription being made: its answer is on its way to `apply`.
+                self.limbo.push(event);
+            } else if let SubEvent::Records { delivery, .. } = &event {
+                self.drop_delivery(delivery);
+            }
+            return;
+        }
+        match event {
+            SubEvent::Records { delivery, .. } => self.start_delivery(key, delivery),
+            SubEvent::Failed { error, .. } => {
+                let sub = self.subs.remove(&key).expect("checked");
+                tracing::warn!(topic = %sub.topic, %error, "the broker ended a subscription");
+                if error.is_retriable() {
+                    // Subscribe again after a pause that grows while this repeats.
+                    let delay = self.failures.next_delay();
+                    self.resubscribe(&sub.topic, delay);
+                } else {
+                    // The topic was deleted, for instance: stop reading these partitions and
+                    // say why.
+                    if let Some(state) = self.topics.get_mut(&sub.topic) {
+                        for p in &sub.partitions {
+                            state.positions.remove(p);
+                        }
+                    }
+                    self.errors.push_back(error);
+                }
+            }
+            SubEvent::Lost { .. } => {
+                let sub = self.subs.remove(&key).expect("checked");
+                self.resubscribe(&sub.topic, Duration::ZERO);
+            }
+        }
+    }
+
+    fn drop_delivery(&self, delivery: &Delivery) {
+        self.sink
+            .buffered_bytes
+            .fetch_sub(delivery.bytes, Ordering::Relaxed);
+    }
+
+    fn start_delivery(&mut self, key: (u64, u64), delivery: Delivery) {
+        let topic = match self.subs.get(&key) {
+            Some(sub) => sub.topic.clone(),
+            None => return self.drop_delivery(&delivery),
+        };
+        let fetch = delivery.fetch;
+        self.current = Some(Current {
+            key,
+            topic,
+            partition: fetch.partition,
+            batches: Bytes::from(fetch.batches.unwrap_or_default()),
+            at: 0,
+            next_offset: fetch.next_offset,
+            bytes: delivery.bytes,
+        });
+    }
+
+    /// Decodes the next batch of the current push into `ready`, or finishes the push.
+    fn decode_next_batch(&mut self) {
+        if let Some(completely) = self.decode_batch() {
+            self.finish_delivery(completely);
+        }
+    }
+
+    /// [`Consumer::decode_next_batch`]; `Some` when the push is done with (completely read or
+    /// not).
+    fn decode_batch(&mut self) -> Option<bool> {
+        let cur = self.current.as_mut()?;
+        let position = self
+            .topics
+            .get(&cur.topic)
+            .and_then(|t| t.positions.get(&cur.partition).copied());
+        let Some(position) = position else {
+            // Not (or no longer) a partition we read.
+            return Some(false);
+        };
+        if cur.at >= cur.batches.len() {
+            return Some(true);
+        }
+        let rest = &cur.batches[cur.at..];
+        let batch = match Batch::new(rest) {
+            Ok(b) => b,
+            Err(e) => {
+                self.errors.push_back(Error::Protocol(format!(
+                    "unreadable record batch from the broker ({}/{}): {e}",
+                    cur.topic, cur.partition
+                )));
+                return Some(false);
+            }
+        };
+        cur.at += batch.header().total_len();
+        let header = *batch.header();
+        if header.is_control() {
+            return None;
+        }
+        if self.options.check_crcs
+            && let Err(e) = batch.validate()
+        {
+            self.errors.push_back(Error::Protocol(format!(
+                "corrupt record batch from the broker ({}/{} at offset {}): {e}",
+                cur.topic, cur.partition, header.base_offset
+            )));
+            return Some(false);
+        }
+        let records = match batch.records() {
+            Ok(r) => r,
+            Err(e) => {
+                self.errors.push_back(Error::Protocol(format!(
+                    "unreadable record batch from the broker ({}/{}): {e}",
+                    cur.topic, cur.partition
+                )));
+                return Some(false);
+            }
+        };
+        for record in records {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    self.errors.push_back(Error::Protocol(format!(
+                        "unreadable record from the broker ({}/{}): {e}",
+                        cur.topic, cur.partition
+                    )));
+                    return Some(false);
+                }
+            };
+            let offset = record.offset(header.base_offset);
+            let Ok(offset) = u64::try_from(offset) else {
+                continue;
+            };
+            if offset < position {
+                continue;
+            }
+            let timestamp = if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                record.timestamp(header.base_timestamp)
+            };
+            let slice = |b: &[u8]| cur.batches.slice_ref(b);
+            let headers = record
+                .headers()
+                .filter_map(|h| h.ok())
+                .map(|(k, v)| Header {
+                    key: String::from_utf8_lossy(k).into_owned(),
+                    value: v.map(slice),
+                })
+                .collect();
+            self.ready.push_back(Record {
+                topic: cur.topic.clone(),
+                partition: cur.partition,
+                offset,
+                timestamp,
+                key: record.key.map(slice),
+                value: record.value.map(slice),
+                headers,
+            });
+        }
+        None
+    }
+
+    /// The current push is consumed: move the position past it (compaction may leave a gap
+    /// after its last record) and grant its bytes back.
+    fn finish_delivery(&mut self, completely: bool) {
+        let Some(cur) = self.current.take() else {
+            return;
+        };
+        self.sink
+            .buffered_bytes
+            .fetch_sub(cur.bytes, Ordering::Relaxed);
+        if completely {
+            self.failures.reset();
+        }
+        if completely
+            && let Some(position) = self
+                .topics
+                .get_mut(&cur.topic)
+                .and_then(|t| t.positions.get_mut(&cur.partition))
+        {
+            *position = (*position).max(cur.next_offset);
+        }
+        if let Some(sub) = self.subs.get_mut(&cur.key) {
+            sub.ungranted += cur.bytes;
+            // Grant in chunks of a quarter window: few credit frames, and the broker never
+            // waits while the application has consumed most of what it was sent.
+            if sub.ungranted.saturating_mul(4) >= sub.window {
+                let bytes = std::mem::take(&mut sub.ungranted);
+                self.client.send_and_forget(
+                    cur.key.0,
+                    &Request::Credit {
+                        subscription: cur.key.1,
+                        bytes,
+                    },
+                );
+            }
+        }
+    }
+}
+
+impl Stream for Consumer {
+    type Item = Result<Record>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(e) = this.errors.pop_front() {
+                return Poll::Ready(Some(Err(e)));
+            }
+            if let Some(record) = this.ready.pop_front() {
+                if let Some(position) = this
+                    .topics
+                    .get_mut(&record.topic)
+                    .and_then(|t| t.positions.get_mut(&record.partition))
+                {
+                    *position = record.offset + 1;
+                }
+                return Poll::Ready(Some(Ok(record)));
+            }
+            if this.current.is_some() {
+                this.decode_next_batch();
+                continue;
+            }
+            if this.op.is_none()
+                && let Some(plan) = this.todo.pop_front()
+            {
+                let client = this.client.clone();
+                let sink = this.sink.clone();
+                let attempt_plan = plan.clone();
+                this.op = Some(Box::pin(async move {
+                    tokio::time::sleep(attempt_plan.delay).await;
+                    let mut backoff = client.options().backoff();
+                    loop {
+                        match subscribe(&client, &sink, &attempt_plan).await {
+                            Err(e) if e.is_retriable() => {
+                                tracing::debug!(topic = %attempt_plan.topic, error = %e, "subscribe failed; retrying");
+                                tokio::time::sleep(backoff.next_delay()).await;
+                            }
+                            result => return result,
+                        }
+                    }
+                }));
+                this.op_plan = Some(plan);
+            }
+            if let Some(op) = this.op.as_mut()
+                && let Poll::Ready(result) = op.as_mut().poll(cx)
+            {
+                this.op = None;
+                let plan = this.op_plan.take().expect("a plan goes with each op");
+                this.apply(plan, result);
+                continue;
+            }
+            if let Some(event) = this.replay.pop_front() {
+                this.handle(event);
+                continue;
+            }
+            match this.events.poll_recv(cx) {
+                Poll::Ready(Some(event)) => this.handle(event),
+                // The consumer holds a sender itself.
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.unsubscribe_all();
+    }
+}
+
+/// One subscribe request.
+async fn subscribe(client: &Client, sink: &SubSink, plan: &Planned) -> Result<Subscribed> {
+    let request = Request::Subscribe {
+        topic: plan.topic.to_string(),
+        partitions: plan.partitions.clone(),
+        from: plan.from,
+        credit_bytes: plan.window,
+    };
+    let (answer, generation) = client
+        .request_encoded(
+            |id| Message::Binary(frame::to_binary(&ClientFrame { id, request }).into()),
+            false,
+            Some(sink.clone()),
+        )
+        .await?;
+    match answer {
+        Response::Subscribed {
+            subscription,
+            positions,
+        } => Ok(Subscribed {
+            generation,
+            subscription,
+            positions,
+        }),
+        other => Err(unexpected("subscribe", &other)),
+    }
+}

@@ -1,0 +1,159 @@
+//! Starts the real `sluice` broker binary for the SDK's tests.
+//!
+//! The SDK does not depend on the server crate, so Cargo does not build the binary for these
+//! tests: the first broker started builds it (`cargo build -p sluice-server --bin sluice`, a
+//! no-op when it is up to date) into the same target directory. `SLUICE_BIN` names a binary
+//! to use instead.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sluice_client::{Client, ClientOptions, NewTopic};
+
+/// The workspace root (the SDK lives in `sdk-rust/`).
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("sdk-rust has a parent")
+        .to_path_buf()
+}
+
+/// The `sluice` binary, built once per test process.
+pub fn broker_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("SLUICE_BIN") {
+            return PathBuf::from(bin);
+        }
+        let root = workspace_root();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|t| if t.is_relative() { root.join(t) } else { t })
+            .unwrap_or_else(|| root.join("target"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "sluice-server", "--bin", "sluice"])
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("run cargo to build the sluice broker");
+        let bin = target.join("debug").join("sluice");
+        assert!(
+            status.success() && bin.exists(),
+            "could not build the broker binary {} (cargo build -p sluice-server --bin sluice: {status}); \
+             build it yourself or set SLUICE_BIN",
+            bin.display()
+        );
+        bin
+    })
+}
+
+/// A running broker with its own data directory; killed on drop.
+pub struct TestBroker {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// `sluice serve --listen 127.0.0.1:0` in a fresh directory.
+    pub fn start(extra: &[&str]) -> TestBroker {
+        Self::start_on(tempfile::tempdir().expect("temp dir"), "127.0.0.1:0", extra)
+    }
+
+    /// Starts on `listen` with data in `dir`, and waits for the readiness line (which carries
+    /// the address actually bound).
+    pub fn start_on(dir: tempfile::TempDir, listen: &str, extra: &[&str]) -> TestBroker {
+        let mut child = Command::new(broker_binary())
+            .args(["serve", "--listen", listen, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sluice");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("sluice exited before it was ready")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("sluice listening on http://") {
+                let addr = rest.split_whitespace().next().expect("address");
+                break addr.parse().expect("socket address");
+            }
+        };
+        // Keep draining stdout so the broker never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        TestBroker { child, addr, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A client with short timeouts and backoff, for tests.
+    pub async fn client(&self) -> Client {
+        Client::connect_with(&self.url(), test_options())
+            .await
+            .expect("connect to the test broker")
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns the data directory for a restart.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait for the broker") {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the broker did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "the broker exited with {status}");
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn test_options() -> ClientOptions {
+    ClientOptions::new()
+        .request_timeout_ms(10_000)
+        .connect_timeout_ms(5_000)
+        .reconnect_backoff_ms(20, 200)
+}
+
+/// A port that was free a moment ago (bind port 0, read it, release it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+pub async fn create_topic(client: &Client, name: &str, partitions: u32) {
+    client
+        .admin()
+        .create_topic(NewTopic::new(name).partitions(partitions))
+        .await
+        .expect("create topic");
+}
