@@ -780,6 +780,7 @@ async fn subscribe(client: &Client, sink: &SubSink, plan: &Planned) -> Result<Su
         partitions: plan.partitions.clone(),
         from: plan.from,
         credit_bytes: plan.window,
+        positions: None,
     };
     let (answer, generation) = client
         .request_encoded(

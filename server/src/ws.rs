@@ -344,6 +344,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                 partitions,
                 from,
                 credit_bytes,
+                positions: explicit,
             } => {
                 subscriptions.retain(|_, s| s.live());
                 let answer = if subscriptions.len() >= args.max_subscriptions {
@@ -362,6 +363,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                         &topic,
                         partitions,
                         from,
+                        explicit,
                         0,
                         format,
                         out.clone(),
@@ -676,12 +678,16 @@ async fn start_subscription(
     topic: &str,
     partitions: Option<Vec<u32>>,
     from: StartFrom,
+    explicit: Option<Vec<RecordOffset>>,
     credit_bytes: u64,
     format: Format,
     out: Outbox,
 ) -> Result<(Subscription, Vec<RecordOffset>), ErrorBody> {
     let t = state.broker.topic(topic)?;
-    let ids = partitions.unwrap_or_else(|| (0..t.partition_count()).collect());
+    let ids = match &explicit {
+        Some(list) => list.iter().map(|p| p.partition).collect(),
+        None => partitions.unwrap_or_else(|| (0..t.partition_count()).collect()),
+    };
     if ids.is_empty() {
         return Err(ErrorBody::new(
             ErrorCode::BadRequest,
@@ -706,15 +712,22 @@ async fn start_subscription(
     let mut positions = Vec::new();
     for p in &parts {
         let log = &p.log;
-        let pos = match from {
-            StartFrom::Earliest => log.log_start_offset(),
-            StartFrom::Latest => log.high_watermark(),
-            StartFrom::Offset(o) => o.clamp(log.log_start_offset(), log.high_watermark()),
-            StartFrom::Timestamp(_) => offsets
-                .as_ref()
-                .and_then(|o| o.partitions.iter().find(|x| x.partition == p.id))
-                .and_then(|x| x.offset_for_timestamp.flatten())
-                .unwrap_or_else(|| log.high_watermark()),
+        let given = explicit
+            .as_ref()
+            .and_then(|l| l.iter().find(|x| x.partition == p.id))
+            .map(|x| x.offset);
+        let pos = match (given, from) {
+            (Some(o), _) => o.clamp(log.log_start_offset(), log.high_watermark()),
+            (None, from) => match from {
+                StartFrom::Earliest => log.log_start_offset(),
+                StartFrom::Latest => log.high_watermark(),
+                StartFrom::Offset(o) => o.clamp(log.log_start_offset(), log.high_watermark()),
+                StartFrom::Timestamp(_) => offsets
+                    .as_ref()
+                    .and_then(|o| o.partitions.iter().find(|x| x.partition == p.id))
+                    .and_then(|x| x.offset_for_timestamp.flatten())
+                    .unwrap_or_else(|| log.high_watermark()),
+            },
         };
         positions.push(RecordOffset {
             partition: p.id,

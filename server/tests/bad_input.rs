@@ -720,6 +720,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
         partitions: None,
         from: sluice_protocol::types::StartFrom::Earliest,
         credit_bytes: u64::MAX,
+        positions: None,
     };
     slow.send(1, sub, true).await;
 

@@ -454,6 +454,7 @@ async fn three_broadcast_consumers_each_get_every_record() {
                     partitions: None,
                     from: StartFrom::Earliest,
                     credit_bytes: 1 << 20,
+                    positions: None,
                 },
                 false,
             )
@@ -785,6 +786,7 @@ async fn a_subscription_learns_at_once_that_its_topic_was_deleted() {
                 partitions: None,
                 from: StartFrom::Latest,
                 credit_bytes: 1 << 20,
+                positions: None,
             },
             false,
         )

@@ -12,7 +12,7 @@ use common::net::{Http, Ws, batch, batch_spans, decode_batches, guard};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sluice_protocol::frame::{self, Request, Response as Answer, ServerBody, ServerFrame};
-use sluice_protocol::types::{Acks, CreateTopic, StartFrom};
+use sluice_protocol::types::{Acks, CreateTopic, RecordOffset, StartFrom};
 use sluice_protocol::{ErrorCode, PROTOCOL_VERSION};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -263,6 +263,7 @@ async fn binary_frames_carry_batches_both_ways() {
         partitions: Some(vec![1]),
         from: StartFrom::Earliest,
         credit_bytes: 1 << 20,
+        positions: None,
     };
     ws.send(7, sub, true).await;
     let mut got = Vec::new();
@@ -549,6 +550,7 @@ async fn subscribe_partitions_must_be_distinct_and_not_empty() {
         partitions: Some(vec![0, 0]),
         from: StartFrom::Earliest,
         credit_bytes: 1,
+        positions: None,
     };
     assert_eq!(
         ws.call(3, twice, true).await.unwrap_err().code,
@@ -608,6 +610,7 @@ async fn pushes_say_how_much_credit_they_used() {
         partitions: None,
         from: StartFrom::Earliest,
         credit_bytes: 1 << 20,
+        positions: None,
     };
     bin.send(1, sub, true).await;
     let (mut next, mut total) = (0, 0);
@@ -806,4 +809,60 @@ fn unknown_error_codes_and_answer_types_decode_leniently() {
     // A frame of an unknown kind does not decode (docs/PROTOCOL.md §8 tells clients to skip it).
     let kind = json!({"id": 4, "brand_new_kind": {}}).to_string();
     assert!(frame::from_json::<ServerFrame>(&kind).is_err());
+}
+
+#[tokio::test]
+async fn subscribe_can_resume_each_partition_from_its_own_offset() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("pos", 2).await;
+    let records: Vec<_> = (0..10)
+        .map(|i| json!({"value": format!("v{i}"), "partition": i % 2}))
+        .collect();
+    http.produce("pos", json!(records)).await;
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(false).await;
+    let positions = vec![
+        RecordOffset {
+            partition: 0,
+            offset: 3,
+        },
+        RecordOffset {
+            partition: 1,
+            offset: 4,
+        },
+    ];
+    let a = ws
+        .call(
+            1,
+            Request::Subscribe {
+                topic: "pos".into(),
+                partitions: None,
+                from: StartFrom::Earliest,
+                credit_bytes: 1 << 20,
+                positions: Some(positions.clone()),
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let Answer::Subscribed {
+        positions: started, ..
+    } = a
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!(started, positions);
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < 3 {
+        let f = ws.recv().await;
+        let ServerBody::Records(d) = f.body else {
+            panic!("{f:?}")
+        };
+        for r in d.fetch.records {
+            got.insert((d.fetch.partition, r.offset));
+        }
+    }
+    // Partition 0 holds offsets 0..5, partition 1 too: from 3 and 4 that is (0,3), (0,4), (1,4).
+    assert_eq!(got, [(0, 3), (0, 4), (1, 4)].into());
 }

@@ -123,6 +123,10 @@ pub enum Request {
         from: StartFrom,
         /// Initial byte credit.
         credit_bytes: u64,
+        /// Explicit start offsets per partition (these partitions, each from its own offset;
+        /// overrides `partitions` and `from`). For clients resuming several positions at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        positions: Option<Vec<RecordOffset>>,
     },
     /// Grant a subscription more byte credit.
     Credit {
@@ -328,6 +332,7 @@ mod tests {
                 partitions: None,
                 from: StartFrom::Timestamp(9),
                 credit_bytes: 100,
+                positions: None,
             },
         });
         round_trip(&ClientFrame {
