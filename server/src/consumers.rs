@@ -106,6 +106,8 @@ struct Instance {
     epoch: i32,
     owned: BTreeSet<(String, u32)>,
     positions: BTreeMap<(String, u32), u64>,
+    /// What this instance last committed, so unchanged positions are not committed again.
+    committed: BTreeMap<(String, u32), u64>,
     reset: OffsetReset,
     auto_commit: bool,
     last_used: Instant,
@@ -179,13 +181,14 @@ impl Instance {
     }
 
     async fn commit_positions(
-        &self,
+        &mut self,
         state: &AppState,
         which: &[(String, u32)],
     ) -> Result<(), ErrorBody> {
         let offsets: Vec<OffsetCommit> = which
             .iter()
             .filter_map(|tp| self.positions.get(tp).map(|o| (tp, *o)))
+            .filter(|(tp, o)| self.committed.get(*tp) != Some(o))
             .map(|((t, p), o)| OffsetCommit {
                 topic: t.clone(),
                 partition: *p,
@@ -196,6 +199,10 @@ impl Instance {
         if offsets.is_empty() {
             return Ok(());
         }
+        let done: Vec<((String, u32), u64)> = offsets
+            .iter()
+            .map(|o| ((o.topic.clone(), o.partition), o.offset))
+            .collect();
         state
             .broker
             .commit_offsets(CommitOffsets {
@@ -204,7 +211,9 @@ impl Instance {
                 member_epoch: Some(self.epoch),
                 offsets,
             })
-            .await
+            .await?;
+        self.committed.extend(done);
+        Ok(())
     }
 
     /// The position of a partition: consumed so far, else committed, else the reset policy.
@@ -310,6 +319,7 @@ async fn create(
         epoch: a.member_epoch,
         owned: sets(&a.assignment),
         positions: BTreeMap::new(),
+        committed: BTreeMap::new(),
         reset: req.auto_offset_reset,
         auto_commit: req.auto_commit,
         last_used: Instant::now(),
@@ -369,11 +379,36 @@ async fn poll(
         let n = owned.len();
         for k in 0..n {
             let tp = &owned[(inst.cursor + k) % n];
-            let from = inst.position(&state, tp)?;
-            let f = state
-                .broker
-                .fetch(&tp.0, tp.1, from, budget.max(1), 0)
-                .await?;
+            // An error after some partitions were read returns those records (their positions
+            // moved with them); the failing partition reports on the next poll.
+            let fetched = match inst.position(&state, tp) {
+                Ok(from) => state
+                    .broker
+                    .fetch(&tp.0, tp.1, from, budget.max(1), 0)
+                    .await
+                    .map(|f| (from, f)),
+                Err(e) => Err(e),
+            };
+            let (from, f) = match fetched {
+                Ok(x) => x,
+                Err(e)
+                    if e.code == ErrorCode::OffsetOutOfRange
+                        && inst.reset != OffsetReset::None
+                        && e.log_start_offset.is_some() =>
+                {
+                    // Retention passed the position: reset as the policy says.
+                    let part = state.broker.topic(&tp.0)?.partition(tp.1)?;
+                    let to = match inst.reset {
+                        OffsetReset::Earliest => part.log.log_start_offset(),
+                        _ => part.log.high_watermark(),
+                    };
+                    tracing::info!(group = %inst.group, topic = %tp.0, partition = tp.1, to, "position out of range; reset");
+                    inst.positions.insert(tp.clone(), to);
+                    continue;
+                }
+                Err(_) if !records.is_empty() => break,
+                Err(e) => return Err(e.into()),
+            };
             if f.info.bytes == 0 {
                 continue;
             }
@@ -499,7 +534,7 @@ async fn delete(
 }
 
 async fn leave(state: &AppState, inst: &Arc<Mutex<Instance>>) {
-    let inst = inst.lock().await;
+    let mut inst = inst.lock().await;
     if inst.auto_commit {
         let all: Vec<(String, u32)> = inst.owned.iter().cloned().collect();
         if let Err(e) = inst.commit_positions(state, &all).await {

@@ -162,6 +162,16 @@ async fn writer(
     let _ = tokio::time::timeout(send_timeout, sink.close()).await;
 }
 
+/// What request tasks of one connection share with it.
+#[derive(Clone)]
+struct ConnCtx {
+    /// Turns true when the connection is over (tasks that outlive a request stop).
+    closed: watch::Receiver<bool>,
+    /// The last assignment sent to each group member on this connection (answers and pushes),
+    /// so a push never repeats what the member already has.
+    sent: Arc<parking_lot::Mutex<HashMap<String, GroupAssignment>>>,
+}
+
 struct Subscription {
     credit: Arc<watch::Sender<i64>>,
     task: JoinHandle<()>,
@@ -200,6 +210,10 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
     let in_flight = Arc::new(Semaphore::new(args.max_in_flight as usize));
     // Tells tasks that outlive a request (assignment pushes) that the connection is over.
     let (closed_tx, closed_rx) = watch::channel(false);
+    let ctx = ConnCtx {
+        closed: closed_rx,
+        sent: Default::default(),
+    };
     let mut subscriptions: HashMap<u64, Subscription> = HashMap::new();
     let mut next_subscription = 1u64;
     let mut greeted = false;
@@ -456,7 +470,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                     format,
                     out.clone(),
                     permit,
-                    closed_rx.clone(),
+                    ctx.clone(),
                 ));
             }
         }
@@ -518,7 +532,7 @@ async fn handle(
     format: Format,
     out: Outbox,
     permit: OwnedSemaphorePermit,
-    closed: watch::Receiver<bool>,
+    ctx: ConnCtx,
 ) {
     let broker = &state.broker;
     let answer: Result<Answer, ErrorBody> = match request {
@@ -603,6 +617,9 @@ async fn handle(
         }
         Request::GroupHeartbeat(req) => {
             let answer = broker.group_heartbeat(&req);
+            if let Ok(a) = &answer {
+                ctx.sent.lock().insert(a.member_id.clone(), a.clone());
+            }
             if req.member_epoch == 0
                 && let Ok(a) = &answer
             {
@@ -613,7 +630,7 @@ async fn handle(
                     a.clone(),
                     format,
                     out.clone(),
-                    closed,
+                    ctx.clone(),
                 ));
             }
             answer.map(Answer::GroupAssignment)
@@ -858,34 +875,43 @@ async fn deliver(
 async fn push_assignments(
     state: Arc<AppState>,
     group: String,
-    mut last: GroupAssignment,
+    first: GroupAssignment,
     format: Format,
     out: Outbox,
-    mut closed: watch::Receiver<bool>,
+    ctx: ConnCtx,
 ) {
+    let member = first.member_id.clone();
     let mut changes = state.broker.group_changes();
     let mut stopping = state.stopping.clone();
+    let mut closed = ctx.closed.clone();
     loop {
         tokio::select! {
-            r = changes.changed() => if r.is_err() { return },
-            _ = stopping.wait_for(|s| *s) => return,
+            r = changes.changed() => if r.is_err() { break },
+            _ = stopping.wait_for(|s| *s) => break,
             // The connection ended: drop the outbox so its writer can finish.
-            _ = closed.wait_for(|c| *c) => return,
+            _ = closed.wait_for(|c| *c) => break,
         }
-        let Some(now) = state.broker.peek_assignment(&group, &last.member_id) else {
-            return; // left or removed
+        let Some(now) = state.broker.peek_assignment(&group, &member) else {
+            break; // left, removed, or replaced by a new incarnation
         };
-        if now.assignment == last.assignment && now.member_epoch == last.member_epoch {
-            continue;
+        {
+            let mut sent = ctx.sent.lock();
+            let last = sent.get(&member);
+            if last.is_some_and(|l| {
+                l.assignment == now.assignment && l.member_epoch == now.member_epoch
+            }) {
+                continue;
+            }
+            sent.insert(member.clone(), now.clone());
         }
         let frame = ServerFrame {
             id: None,
             subscription: None,
-            body: ServerBody::Ok(Answer::GroupAssignment(now.clone())),
+            body: ServerBody::Ok(Answer::GroupAssignment(now)),
         };
         if out.send(encode(format, &frame)).await.is_err() {
-            return;
+            break;
         }
-        last = now;
     }
+    ctx.sent.lock().remove(&member);
 }

@@ -415,7 +415,8 @@ async fn a_static_member_restarting_within_its_session_keeps_its_partitions() {
     let b = Member::join(&broker, "g", Some("host-b"), 10_000).await;
     let mut both = vec![a, b];
     settle(&mut both, "g", 6).await;
-    let before = owners(&both);
+    let before: Vec<Owned> = both.iter().map(|m| m.owned.clone()).collect();
+    let old_id = both[0].id.clone();
     let epoch = http.get("/v1/groups/g").await.expect(200)["group_epoch"].clone();
     let mut a = both.remove(0);
     let req = GroupHeartbeat {
@@ -428,8 +429,10 @@ async fn a_static_member_restarting_within_its_session_keeps_its_partitions() {
     drop(a);
     let mut again = Member::join(&broker, "g", Some("host-a"), 10_000).await;
     again.beat("g").await.unwrap();
+    assert_ne!(again.id, old_id, "the new incarnation has a new member id");
     both.insert(0, again);
-    assert_eq!(owners(&both), before, "same partitions, no moves");
+    let after: Vec<Owned> = both.iter().map(|m| m.owned.clone()).collect();
+    assert_eq!(after, before, "same partitions, no moves");
     assert_eq!(
         http.get("/v1/groups/g").await.expect(200)["group_epoch"],
         epoch,

@@ -211,6 +211,8 @@ impl Broker {
             None => {
                 let configs: BTreeMap<String, String> = [
                     ("cleanup.policy".to_string(), "compact".to_string()),
+                    // A commit is answered once it is on disk.
+                    ("durability".to_string(), "always".to_string()),
                     ("segment.bytes".to_string(), (64u64 << 20).to_string()),
                 ]
                 .into();

@@ -396,7 +396,8 @@ pub struct TopicPartitions {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct GroupHeartbeat {
-    /// Group id.
+    /// Group id (over HTTP the path gives it).
+    #[serde(default)]
     pub group: String,
     /// The id the broker gave this member; absent when joining.
     #[serde(default, skip_serializing_if = "Option::is_none")]

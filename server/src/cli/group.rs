@@ -113,13 +113,14 @@ async fn group(args: &GroupArgs, out: &mut Stdout) -> Result<(), CliError> {
             if json {
                 return out.json(&d);
             }
+            let n = d.members.len();
             out.line(format!(
-                "group {}: {} (epoch {}, assignor {}, {} members)",
+                "group {}: {} (epoch {}, assignor {}, {n} member{})",
                 d.group,
                 d.state,
                 d.group_epoch,
                 d.assignor,
-                d.members.len()
+                if n == 1 { "" } else { "s" }
             ))?;
             let mut t = Table::new(&["TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "OWNER"]);
             for p in &d.partitions {

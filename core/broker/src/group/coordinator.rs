@@ -104,7 +104,7 @@ impl Group {
             "empty"
         } else if self.target_epoch == self.epoch
             && self.members.values().all(|m| {
-                m.epoch == self.target_epoch
+                m.epoch >= self.target_epoch
                     && self.target.get(&m.id).is_some_and(|t| *t == m.owned)
             })
         {
@@ -193,6 +193,15 @@ impl Coordinator {
     ) -> Result<GroupAssignment, ErrorBody> {
         validate_group_id(&req.group)?;
         let config = self.config.clone();
+        if req.member_epoch != 0 && !self.groups.contains_key(&req.group) {
+            let id = req.member_id.as_deref().unwrap_or("");
+            return Err(unknown_member(&req.group, id));
+        }
+        if let Some(a) = &req.assignor {
+            // Checked for every member, though only the first one's choice is used.
+            a.parse::<Assignor>()
+                .map_err(|e: String| err(ErrorCode::BadRequest, e))?;
+        }
         let group = self.groups.entry(req.group.clone()).or_default();
         let id = match req.member_epoch {
             0 => Self::join(&config, group, req, now)?,
@@ -214,6 +223,9 @@ impl Coordinator {
                 }
                 let id = id.to_string();
                 Self::advance(group, topics);
+                if group.members.is_empty() {
+                    self.groups.remove(&req.group);
+                }
                 return Ok(GroupAssignment {
                     member_id: id,
                     member_epoch: req.member_epoch,
@@ -257,8 +269,17 @@ impl Coordinator {
         };
         Self::advance(group, topics);
         group.check_single_owners();
-        let member = &group.members[&id];
         let target = group.target.get(&id).cloned().unwrap_or_default();
+        let target_epoch = group.target_epoch;
+        let member = group.members.get_mut(&id).expect("member present");
+        // The member's epoch moves only in its own answers (so other members' heartbeats never
+        // fence it): to the target's epoch once it has nothing left to revoke. Epochs never go
+        // back (a static member's new incarnation may be ahead of the group).
+        if member.owned.is_subset(&target) && member.epoch < target_epoch {
+            member.previous_epoch = member.epoch;
+            member.epoch = target_epoch;
+        }
+        let member = &group.members[&id];
         let interval = config
             .heartbeat_interval_ms
             .min(member.session_timeout.as_millis() as u64 / 3)
@@ -296,25 +317,33 @@ impl Coordinator {
                 .parse()
                 .map_err(|e: String| err(ErrorCode::BadRequest, e))?;
         }
-        // Static member coming back: take over its identity and partitions, no rebalance; the
-        // previous incarnation is fenced by the new member epoch.
+        // Static member coming back: a new member id takes over the old one's partitions and
+        // target without a rebalance; the previous incarnation (old id) is now unknown, so its
+        // heartbeats, commits and leaves are refused.
         if let Some(instance) = &req.instance_id
-            && let Some(existing) = group
+            && let Some(old_id) = group
                 .members
-                .values_mut()
+                .values()
                 .find(|m| m.instance_id.as_ref() == Some(instance))
+                .map(|m| m.id.clone())
         {
-            existing.previous_epoch = existing.epoch;
-            existing.epoch += 1;
-            existing.last_seen = now;
-            existing.away = false;
-            existing.session_timeout = Duration::from_millis(session);
-            let changed = Self::update_subscription(existing, req)?;
-            let id = existing.id.clone();
+            let mut member = group.members.remove(&old_id).expect("found above");
+            let new_id = Self::new_member_id(group, &req.group);
+            member.id = new_id.clone();
+            member.previous_epoch = -1;
+            member.epoch += 1;
+            member.last_seen = now;
+            member.away = false;
+            member.session_timeout = Duration::from_millis(session);
+            let changed = Self::update_subscription(&mut member, req)?;
+            if let Some(t) = group.target.remove(&old_id) {
+                group.target.insert(new_id.clone(), t);
+            }
+            group.members.insert(new_id.clone(), member);
             if changed {
                 group.epoch += 1;
             }
-            return Ok(id);
+            return Ok(new_id);
         }
         if group.members.len() >= config.max_members {
             return Err(err(
@@ -325,20 +354,7 @@ impl Coordinator {
                 ),
             ));
         }
-        group.next_member += 1;
-        // Unique across broker restarts too, so a zombie from before a restart never matches.
-        let nonce = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(group.next_member);
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos()),
-            );
-            h.finish()
-        };
-        let id = format!("{}-{}-{nonce:016x}", req.group, group.next_member);
+        let id = Self::new_member_id(group, &req.group);
         let mut member = Member {
             id: id.clone(),
             instance_id: req.instance_id.clone(),
@@ -355,6 +371,21 @@ impl Coordinator {
         group.members.insert(id.clone(), member);
         group.epoch += 1;
         Ok(id)
+    }
+
+    /// A member id unique across broker restarts too, so a zombie from before a restart never
+    /// matches a new member.
+    fn new_member_id(group: &mut Group, name: &str) -> String {
+        use std::hash::{BuildHasher, Hasher};
+        group.next_member += 1;
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(group.next_member);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        format!("{name}-{}-{:016x}", group.next_member, h.finish())
     }
 
     /// Applies a subscription change; whether it changed.
@@ -441,12 +472,6 @@ impl Coordinator {
                 .collect();
             let member = group.members.get_mut(&id).expect("member");
             member.owned.extend(free);
-            // Nothing left to revoke: the member is at the new epoch (partitions still held by
-            // others come on later heartbeats).
-            if member.epoch != group.target_epoch {
-                member.previous_epoch = member.epoch;
-                member.epoch = group.target_epoch;
-            }
         }
     }
 
@@ -488,6 +513,7 @@ impl Coordinator {
             group.epoch += 1;
             Self::advance(group, topics);
         }
+        self.groups.retain(|_, g| !g.members.is_empty());
         removed
     }
 
@@ -684,6 +710,53 @@ mod tests {
         assert_eq!(state, "stable");
     }
 
+    /// Other members' heartbeats never move a member's epoch, so a member that heartbeats on
+    /// time is never fenced, however many rebalances happened in between.
+    #[test]
+    fn a_member_is_not_fenced_by_other_members_rebalances() {
+        let mut c = Coordinator::new(GroupConfig::default());
+        let now = Instant::now();
+        let topics2: BTreeMap<String, u32> = [("t".to_string(), 12), ("u".to_string(), 4)].into();
+        let a = c
+            .heartbeat(
+                &GroupHeartbeat {
+                    group: "g".into(),
+                    member_epoch: 0,
+                    topics: Some(vec!["t".into()]),
+                    ..Default::default()
+                },
+                &topics2,
+                now,
+            )
+            .unwrap();
+        for _ in 0..3 {
+            c.heartbeat(
+                &GroupHeartbeat {
+                    group: "g".into(),
+                    member_epoch: 0,
+                    topics: Some(vec!["u".into()]),
+                    ..Default::default()
+                },
+                &topics2,
+                now,
+            )
+            .unwrap();
+        }
+        let again = c.heartbeat(
+            &GroupHeartbeat {
+                group: "g".into(),
+                member_id: Some(a.member_id.clone()),
+                member_epoch: a.member_epoch,
+                owned: Some(a.assignment.clone()),
+                ..Default::default()
+            },
+            &topics2,
+            now,
+        );
+        assert!(again.is_ok(), "{again:?}");
+        assert!(again.unwrap().member_epoch > a.member_epoch);
+    }
+
     #[test]
     fn stale_epochs_and_removed_members_are_refused() {
         let mut c = Coordinator::new(GroupConfig::default());
@@ -767,20 +840,49 @@ mod tests {
         )
         .unwrap();
         let again = c.heartbeat(&req("a"), &topics(4), now).unwrap();
-        assert_eq!(again.member_id, a.member_id);
+        assert_ne!(
+            again.member_id, a.member_id,
+            "a new incarnation, a new member id"
+        );
         assert_eq!(again.assignment, a.assignment);
         let epoch_after = c.describe("g").unwrap().epoch;
         assert_eq!(epoch_before, epoch_after, "no rebalance");
-        // The previous incarnation is fenced.
-        let e = c.heartbeat(
+        // The previous incarnation is refused, whatever epoch it sends: heartbeat, leave, commit.
+        for epoch in [a.member_epoch, a.member_epoch + 1, -1] {
+            let e = c
+                .heartbeat(
+                    &GroupHeartbeat {
+                        member_id: Some(a.member_id.clone()),
+                        member_epoch: epoch,
+                        ..req("a")
+                    },
+                    &topics(4),
+                    now,
+                )
+                .unwrap_err();
+            assert_eq!(e.code, ErrorCode::UnknownMember);
+        }
+        let commit = CommitOffsets {
+            group: "g".into(),
+            member_id: Some(a.member_id.clone()),
+            member_epoch: Some(a.member_epoch),
+            offsets: vec![],
+        };
+        assert_eq!(
+            c.check_commit(&commit).unwrap_err().code,
+            ErrorCode::UnknownMember
+        );
+        // The new one keeps working.
+        let ok = c.heartbeat(
             &GroupHeartbeat {
-                member_id: Some(a.member_id.clone()),
-                member_epoch: a.member_epoch - 1,
-                ..Default::default()
+                member_id: Some(again.member_id.clone()),
+                member_epoch: again.member_epoch,
+                owned: Some(again.assignment.clone()),
+                ..req("a")
             },
             &topics(4),
             now,
         );
-        assert!(e.is_err());
+        assert!(ok.is_ok(), "{ok:?}");
     }
 }

@@ -11,7 +11,8 @@
 //!   null (a tombstone) when the offset is deleted (group deleted, offsets expired).
 //!
 //! The topic is compacted, so it keeps the latest commit per key. At start-up every partition
-//! is read from its start into memory; afterwards reads are served from memory.
+//! is read from its start into memory; afterwards reads are served from memory. The topic is
+//! created with `durability=always`: a commit is answered once it is fsynced.
 
 mod assignor;
 mod coordinator;
