@@ -1,0 +1,470 @@
+// End-to-end tests of the web console and the browser client: the real `sluice` binary, headless
+// Debian Chromium driven by playwright-core, and a second group member in Node using the same
+// client.js over the `ws` package. Run through ./run.sh (it installs and builds what is needed).
+//
+// Environment: SLUICE_BIN (the broker binary; default $CARGO_TARGET_DIR/debug/sluice or
+// ../../target/debug/sluice), CHROMIUM (default /usr/bin/chromium), ARTIFACTS (screenshots;
+// default ./artifacts).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve, extname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+import WebSocket from 'ws';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../..');
+const targetDir = process.env.CARGO_TARGET_DIR ? resolve(root, process.env.CARGO_TARGET_DIR) : join(root, 'target');
+const BIN = process.env.SLUICE_BIN || join(targetDir, 'debug', 'sluice');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = resolve(here, process.env.ARTIFACTS || 'artifacts');
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'];
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** `promise`, or a rejection after `ms`; the timer does not outlive it. */
+function within(ms, what, promise) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function eventually(what, fn, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    await sleep(50);
+  }
+}
+
+/** A `sluice serve` process on its own data directory. */
+class Broker {
+  constructor(dir) {
+    this.dir = dir;
+    this.proc = null;
+    this.addr = null;
+  }
+
+  /** Starts it (on `listen`, default a free port) and waits for the readiness line. */
+  async start(listen = '127.0.0.1:0') {
+    const proc = spawn(BIN, ['serve', '--listen', listen, '--data-dir', join(this.dir, 'data'), '--group-session-timeout-ms', '10000'], {
+      env: { ...process.env, SLUICE_LOG: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    this.proc = proc;
+    const exited = new Promise((_, reject) => proc.once('exit', (code) => reject(new Error(`sluice exited (${code}) before it was ready`))));
+    const ready = new Promise((resolveAddr) => {
+      const lines = createInterface({ input: proc.stdout });
+      lines.on('line', (line) => {
+        const m = /^sluice listening on http:\/\/(\S+) \(data in .*\)$/.exec(line);
+        if (m) resolveAddr(m[1]);
+      });
+    });
+    this.addr = await within(20000, 'sluice did not print its readiness line', Promise.race([ready, exited]));
+    return this;
+  }
+
+  get url() {
+    return `http://${this.addr}`;
+  }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    const done = new Promise((r) => this.proc.once('exit', r));
+    this.proc.kill('SIGTERM');
+    await within(15000, 'sluice did not stop after SIGTERM', done).catch(() => this.proc.kill('SIGKILL'));
+  }
+
+  async api(method, path, body) {
+    const r = await fetch(this.url + path, {
+      method,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : null };
+  }
+}
+
+let work;
+let broker;
+let browser;
+let Sluice;
+
+before(async () => {
+  assert.ok(existsSync(BIN), `no broker binary at ${BIN}: build it with cargo build -p sluice-server --bin sluice`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), 'sluice-browser-'));
+  broker = await new Broker(work).start();
+  // Node loads the served client as an ES module from a .mjs copy (the repo has no package.json
+  // marking server/console as ESM).
+  const copy = join(work, 'client.mjs');
+  copyFileSync(join(root, 'server/console/client.js'), copy);
+  ({ Sluice } = await import(pathToFileURL(copy)));
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await broker?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** A fresh page that fails the test on any page error or console error. */
+async function openPage(path = '/') {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  await page.goto(broker.url + path);
+  await page.waitForSelector('#conn[data-state="open"]');
+  return {
+    page,
+    errors,
+    close: async () => {
+      await context.close();
+      assert.deepEqual(errors, [], 'the page logged errors');
+    },
+  };
+}
+
+const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+test('serves the console, its assets and the client module with their types', async () => {
+  for (const [path, type] of [['/', 'text/html'], ['/console/app.js', 'text/javascript'], ['/console/style.css', 'text/css'], ['/v1/client.js', 'text/javascript']]) {
+    const r = await fetch(broker.url + path);
+    assert.equal(r.status, 200, path);
+    assert.ok(r.headers.get('content-type').startsWith(type), `${path}: ${r.headers.get('content-type')}`);
+    const again = await fetch(broker.url + path, { headers: { 'if-none-match': r.headers.get('etag') } });
+    assert.equal(again.status, 304, path);
+  }
+  const served = await (await fetch(`${broker.url}/v1/client.js`)).text();
+  assert.equal(served, readFileSync(join(root, 'server/console/client.js'), 'utf8'));
+  assert.equal(readFileSync(join(root, 'examples/browser/client.js'), 'utf8'), served, 'examples/browser/client.js is a copy of server/console/client.js');
+});
+
+test('create a topic in the console, produce from the page and see the record in the live tail', async () => {
+  const { page, close } = await openPage('/');
+  await page.waitForSelector('#topics-page');
+  await page.keyboard.press('c');
+  await page.fill('#create-topic-form input[name="name"]', 'orders');
+  await page.fill('#create-topic-form input[name="partitions"]', '3');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#topic-page[data-topic="orders"]');
+  assert.equal((await broker.api('GET', '/v1/topics/orders')).body.partitions.length, 3);
+  await page.waitForSelector('#tail-status[data-state="live"]');
+
+  await page.keyboard.press('e');
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'value');
+  await page.keyboard.type('{"order": 42, "item": "espresso"}');
+  await page.fill('#produce-form input[name="key"]', 'user-7');
+  await page.fill('#produce-form textarea[name="headers"]', 'trace: t-1');
+  await page.keyboard.press('Control+Enter');
+  const result = await page.waitForSelector('#produce-result.ok');
+  const m = /partition (\d+), offset (\d+)/.exec(await result.textContent());
+  assert.ok(m, await result.textContent());
+
+  const row = await page.waitForSelector(`#tail-rows tr[data-partition="${m[1]}"][data-offset="${m[2]}"]`);
+  assert.match(await row.textContent(), /user-7.*"order": 42/);
+  // The broker has it where the page said.
+  const fetched = await broker.api('GET', `/v1/topics/orders/partitions/${m[1]}/records?offset=${m[2]}`);
+  assert.deepEqual(fetched.body.records[0].headers, { trace: 't-1' });
+  assert.equal(fetched.body.records[0].key, 'user-7');
+
+  // Records from elsewhere show up too, and the filter narrows the tail.
+  await broker.api('POST', '/v1/topics/orders/records', { records: [{ key: 'user-8', value: 'latte' }, { key: 'user-9', value: 'mocha' }] });
+  await eventually('3 rows in the tail', async () => (await page.$$('#tail-rows tr')).length === 3);
+  await page.keyboard.press('Escape'); // leave the produce form
+  await page.keyboard.press('/');
+  await page.keyboard.type('latte');
+  await eventually('the filter', async () => (await page.$$('#tail-rows tr:not([hidden])')).length === 1);
+  await page.keyboard.press('Escape');
+  await shot(page, 'topic-live-tail');
+  // A click opens the record.
+  await page.fill('#search', '');
+  await page.dispatchEvent('#search', 'input');
+  await page.click(`#tail-rows tr[data-offset="${m[2]}"][data-partition="${m[1]}"]`);
+  const pre = await page.waitForSelector('dialog[open] pre.record-value');
+  assert.match(await pre.textContent(), /"item": "espresso"/);
+  await shot(page, 'record-detail');
+  await page.keyboard.press('Escape');
+
+  // Pause holds records back (no credit is granted while paused); resume shows them.
+  await page.keyboard.press('p');
+  await page.waitForSelector('#tail-status[data-state="paused"]');
+  await broker.api('POST', '/v1/topics/orders/records', { records: [{ value: 'while-paused-1' }, { value: 'while-paused-2' }] });
+  await sleep(300);
+  assert.equal((await page.$$('#tail-rows tr')).length, 3, 'paused: nothing new is shown');
+  await page.keyboard.press('p');
+  await eventually('records after resume', async () => (await page.$$('#tail-rows tr')).length === 5);
+  await page.keyboard.press('x');
+  assert.equal((await page.$$('#tail-rows tr')).length, 0);
+  await close();
+});
+
+test('topics table: sizes, offsets and throughput; delete a topic from the console', async () => {
+  await broker.api('POST', '/v1/topics', { name: 'clicks', partitions: 2 });
+  await broker.api('POST', '/v1/topics', { name: 'scratch', partitions: 1 });
+  const { page, close } = await openPage('/#/topics');
+  // Keep records flowing so the table shows a rate.
+  let producing = true;
+  const producer = (async () => {
+    for (let i = 0; producing; i++) {
+      await broker.api('POST', '/v1/topics/clicks/records', { records: Array.from({ length: 20 }, (_, j) => ({ key: `k${j}`, value: `click ${i}-${j}` })) });
+      await sleep(100);
+    }
+  })();
+  const row = await page.waitForSelector('#topics-table tr[data-topic="clicks"]');
+  await eventually('a produce rate for clicks', async () => {
+    const rate = await row.$eval('td:nth-child(7)', (td) => td.textContent);
+    return Number.parseFloat(rate) > 0;
+  });
+  const cells = await row.$$eval('td', (tds) => tds.map((td) => td.textContent));
+  assert.equal(cells[1], '2');
+  assert.ok(Number(cells[2].replace(/,/g, '')) >= 20, `records: ${cells[2]}`);
+  assert.match(cells[3], /KiB|B$/);
+  // Keyboard: j selects the first row, Enter opens it.
+  await page.keyboard.press('j');
+  assert.equal(await page.getAttribute('#topics-table tbody tr:first-child', 'aria-selected'), 'true');
+  await shot(page, 'topics');
+
+  await page.click('#topics-table tr[data-topic="scratch"] button');
+  await page.fill('dialog[open] input', 'scratch');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#topics-table tr[data-topic="scratch"]', { state: 'detached' });
+  assert.equal((await broker.api('GET', '/v1/topics/scratch')).status, 404);
+
+  // The topic page's chart plots the produce rate.
+  await page.click('#topics-table tr[data-topic="clicks"] a');
+  await page.waitForSelector('#topic-page[data-topic="clicks"]');
+  await eventually('the chart to plot a rate', async () => Number(await page.getAttribute('#throughput-chart', 'data-peak-records-per-sec')) > 0);
+  await eventually('a few seconds of samples', async () => Number(await page.getAttribute('#throughput-chart', 'data-samples')) >= 5);
+  await page.click('.windows button[data-minutes="1"]');
+  assert.match(await page.textContent('#topic-page .panel h2'), /last 1 minute/);
+  const canvas = await page.$('#throughput-chart');
+  const box = await canvas.boundingBox();
+  await page.mouse.move(box.x + box.width - 40, box.y + 60);
+  producing = false;
+  await producer;
+  await shot(page, 'topic-throughput');
+  await close();
+});
+
+test('consumer groups: state and lag per partition', async () => {
+  await broker.api('POST', '/v1/topics', { name: 'payments', partitions: 2 });
+  const records = Array.from({ length: 10 }, (_, i) => ({ value: `payment ${i}`, partition: i % 2 }));
+  assert.equal((await broker.api('POST', '/v1/topics/payments/records', { records })).status, 200);
+  const commit = await broker.api('POST', '/v1/groups/billing/offsets', { offsets: [{ topic: 'payments', partition: 0, offset: 2 }, { topic: 'payments', partition: 1, offset: 5 }] });
+  assert.equal(commit.status, 200);
+
+  const { page, close } = await openPage('/#/topics');
+  await page.keyboard.press('g');
+  await page.keyboard.press('g');
+  const row = await page.waitForSelector('#groups-table tr[data-group="billing"]');
+  await eventually('the total lag', async () => (await row.$eval('td.lag', (td) => td.textContent)) === '3');
+  await shot(page, 'groups');
+  await page.keyboard.press('j');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#group-page[data-group="billing"]');
+  const lag = async (p) => page.getAttribute(`#lag-table tr[data-topic="payments"][data-partition="${p}"]`, 'data-lag');
+  await eventually('lag rows', async () => (await lag(0)) === '3' && (await lag(1)) === '0');
+  assert.equal(await page.textContent('#group-total-lag'), 'total lag 3');
+  await shot(page, 'group-lag');
+  await close();
+});
+
+test('a console page and a Node client, members of one group, split the partitions', async () => {
+  await broker.api('POST', '/v1/topics', { name: 'events', partitions: 4 });
+  const node = await Sluice.connect(`ws://${broker.addr}/v1/ws`, { WebSocket, clientName: 'e2e-node-member' });
+  const revoked = [];
+  const member = await node.joinGroup({ group: 'split', topics: ['events'], from: 'earliest', onRevoke: (ps) => { revoked.push(...ps); } });
+  assert.equal(member.assignment.length, 4, 'alone, the Node member owns every partition');
+  const nodeGot = [];
+  const consuming = (async () => {
+    for await (const r of member) nodeGot.push(r);
+  })();
+
+  const { page, close } = await openPage('/#/topics/events');
+  await page.waitForSelector('#tail-status[data-state="live"]');
+  await page.selectOption('#tail-mode', 'group');
+  await page.fill('#tail-group', 'split');
+  await page.selectOption('#tail-from', 'earliest');
+  await page.click('#tail-start');
+
+  const pageParts = async () => {
+    const v = await page.getAttribute('#tail-assignment', 'data-partitions');
+    return v ? v.split(',').map(Number) : [];
+  };
+  await eventually('the members to split 2 + 2', async () => (await pageParts()).length === 2 && member.assignment.length === 2);
+  const mine = await pageParts();
+  const theirs = member.assignment.map((tp) => tp.partition);
+  assert.deepEqual([...mine, ...theirs].sort(), [0, 1, 2, 3], `disjoint and complete: page ${mine}, node ${theirs}`);
+  assert.deepEqual(revoked.map((tp) => tp.partition).sort(), [...mine].sort(), 'the Node member gave up exactly what the page got');
+  const described = (await broker.api('GET', '/v1/groups/split')).body;
+  assert.equal(described.members.length, 2);
+  assert.equal(described.state, 'stable');
+
+  // Records of every partition reach exactly the member that owns it.
+  const records = Array.from({ length: 8 }, (_, i) => ({ value: `event-${i}`, partition: i % 4 }));
+  await broker.api('POST', '/v1/topics/events/records', { records });
+  await eventually('the page to show its records', async () => (await page.$$('#tail-rows tr')).length === 4);
+  await eventually('the Node member to get its records', async () => nodeGot.length === 4);
+  const pageRows = await page.$$eval('#tail-rows tr', (trs) => trs.map((tr) => Number(tr.dataset.partition)));
+  assert.ok(pageRows.every((p) => mine.includes(p)), `page rows ${pageRows} outside ${mine}`);
+  assert.ok(nodeGot.every((r) => theirs.includes(r.partition)), 'node records outside its partitions');
+  await shot(page, 'group-member-split');
+
+  // The Node member commits what it consumed and leaves: the page takes over everything.
+  await member.close();
+  await consuming;
+  await eventually('the page to own all 4 partitions', async () => (await pageParts()).length === 4);
+  const offsets = (await broker.api('GET', '/v1/groups/split/offsets')).body.offsets;
+  for (const p of theirs) {
+    assert.equal(offsets.find((o) => o.partition === p)?.offset, 2, `partition ${p} committed after its 2 records`);
+  }
+  // No record is shown twice after the handover.
+  await broker.api('POST', '/v1/topics/events/records', { records: [{ value: 'after', partition: theirs[0] }] });
+  await eventually('the handed-over partition to deliver', async () => (await page.$$('#tail-rows tr')).length === 5);
+  await sleep(300);
+  assert.equal((await page.$$('#tail-rows tr')).length, 5);
+  await shot(page, 'group-member-takeover');
+  await close();
+  await node.close();
+});
+
+test('broker page: health, readiness, version, brokers', async () => {
+  const { page, close } = await openPage('/#/topics');
+  await page.keyboard.press('g');
+  await page.keyboard.press('b');
+  await page.waitForSelector('#broker-page');
+  await eventually('health', async () => (await page.textContent('#broker-health')) === 'ok');
+  assert.equal(await page.textContent('#broker-ready'), 'ready');
+  const cluster = (await broker.api('GET', '/v1/cluster')).body;
+  assert.equal(await page.textContent('#broker-version'), cluster.brokers[0].version);
+  assert.equal(await page.textContent('#brokers-table tr[data-broker="0"] td:nth-child(2)'), broker.addr);
+  await eventually('totals from /metrics', async () => Number(await page.textContent('#broker-topics')) >= 4);
+  // Help and Esc.
+  await page.keyboard.press('?');
+  await page.waitForSelector('#help[open]');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.querySelector('#help').open);
+  await shot(page, 'broker');
+  await close();
+});
+
+test('the example page produces and consumes with its copy of the client', async () => {
+  const dir = join(root, 'examples/browser');
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    const file = join(dir, path === '/' ? 'index.html' : path);
+    if (!file.startsWith(dir) || !existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': types[extname(file)] || 'application/octet-stream' }).end(readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    await broker.api('POST', '/v1/topics', { name: 'chat', partitions: 1 });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`http://127.0.0.1:${server.address().port}/?broker=ws://${broker.addr}/v1/ws&topic=chat`);
+    await page.waitForSelector('#status[data-state="open"]');
+    await page.fill('#message', 'hello from the example');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#messages li:has-text("hello from the example")');
+    await broker.api('POST', '/v1/topics/chat/records', { records: [{ key: 'curl', value: 'hello from HTTP' }] });
+    await page.waitForSelector('#messages li:has-text("hello from HTTP")');
+    await page.screenshot({ path: join(ARTIFACTS, 'example.png') });
+    await context.close();
+    assert.deepEqual(errors, []);
+  } finally {
+    server.close();
+  }
+});
+
+test('client: typed errors; a subscription and a group member carry on after the broker restarts', async () => {
+  await broker.api('POST', '/v1/topics', { name: 'resume', partitions: 2 });
+  await broker.api('POST', '/v1/topics/resume/records', { records: Array.from({ length: 6 }, (_, i) => ({ value: `v${i}`, partition: i % 2 })) });
+  // A group member in Node, which has committed what it read when the broker goes away.
+  const node = await Sluice.connect(`ws://${broker.addr}/v1/ws`, { WebSocket, minBackoffMs: 50 });
+  const lost = [];
+  const member = await node.joinGroup({ group: 'survivor', topics: ['resume'], from: 'earliest', onRevoke: (ps, { lost: l }) => { if (l) lost.push(...ps); } });
+  const memberGot = [];
+  const consuming = (async () => {
+    for await (const r of member) memberGot.push(r.value);
+  })();
+  await eventually('the member to read 6 records', async () => memberGot.length === 6);
+  await member.commit();
+  const firstId = member.memberId;
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${broker.url}/`);
+  const code = await page.evaluate(async () => {
+    const { Sluice } = await import('/v1/client.js');
+    const c = await Sluice.connect();
+    window.c = c;
+    try {
+      await c.produce('no-such-topic', ['x']);
+      return 'no error';
+    } catch (e) {
+      return `${e.name}/${e.code}`;
+    }
+  });
+  assert.equal(code, 'SluiceError/unknown_topic');
+  // A small window (credit) makes the broker push in several steps.
+  await page.evaluate(async () => {
+    window.got = [];
+    window.states = [];
+    window.c.on('status', (s) => window.states.push(s));
+    const sub = await window.c.subscribe({ topic: 'resume', from: 'earliest', creditBytes: 64 });
+    (async () => {
+      for await (const r of sub) window.got.push(`${r.partition}:${r.offset}:${r.value}`);
+    })();
+  });
+  await eventually('the first 6 records', async () => (await page.evaluate(() => window.got.length)) === 6);
+
+  const port = broker.addr.split(':').pop();
+  await broker.stop();
+  await eventually('the client to notice', async () => (await page.evaluate(() => window.states.includes('reconnecting'))));
+  await broker.start(`127.0.0.1:${port}`);
+  await eventually('the client to reconnect', async () => (await page.evaluate(() => window.c.state)) === 'open', 15000);
+  // The restarted broker does not know the member any more: it loses its partitions and rejoins.
+  await eventually('the member to rejoin', async () => member.memberId !== firstId && member.assignment.length === 2, 15000);
+  assert.equal(lost.length, 2, 'the old partitions were reported lost');
+  await broker.api('POST', '/v1/topics/resume/records', { records: Array.from({ length: 4 }, (_, i) => ({ value: `v${6 + i}`, partition: i % 2 })) });
+  await eventually('the records produced after the restart', async () => (await page.evaluate(() => window.got.length)) >= 10);
+  await sleep(300);
+  const got = await page.evaluate(() => window.got);
+  const byPartition = (p) => got.filter((g) => g.startsWith(`${p}:`));
+  assert.deepEqual(byPartition(0), ['0:0:v0', '0:1:v2', '0:2:v4', '0:3:v6', '0:4:v8'], 'partition 0: in order, no gap, no repeat');
+  assert.deepEqual(byPartition(1), ['1:0:v1', '1:1:v3', '1:2:v5', '1:3:v7', '1:4:v9'], 'partition 1: in order, no gap, no repeat');
+  // The member went on from its committed offsets: every record once.
+  await eventually('the member to read the new records', async () => memberGot.length >= 10);
+  assert.deepEqual([...memberGot].sort(), ['v0', 'v1', 'v2', 'v3', 'v4', 'v5', 'v6', 'v7', 'v8', 'v9']);
+  await context.close();
+  await node.close();
+  await consuming;
+});
