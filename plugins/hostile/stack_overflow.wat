@@ -1,0 +1,18 @@
+;; Hostile: a filter that recurses until the stack overflows.
+(module
+  (memory (export "memory") 2)
+  (func (export "sluice_abi_version") (result i32) (i32.const 1))
+  (func (export "sluice_kind") (result i32) (i32.const 1))
+  (func (export "sluice_alloc") (param $size i32) (result i32)
+    (local $pages i32)
+    (local.set $pages (i32.shr_u (i32.add (i32.add (i32.const 1024) (local.get $size)) (i32.const 65535)) (i32.const 16)))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then (if (i32.eq (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const -1))
+        (then (return (i32.const 0))))))
+    (i32.const 1024))
+  (func (export "sluice_init") (param i32 i32) (result i32) (i32.const 0))
+  (func $deeper (param $n i32) (result i32)
+    (i32.add (call $deeper (i32.add (local.get $n) (i32.const 1))) (i32.const 1)))
+  (func (export "sluice_filter") (param i32 i32 i32 i32) (result i32)
+    (call $deeper (i32.const 0)))
+)
