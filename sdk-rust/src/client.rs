@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::admin::Admin;
-use crate::conn::{Conn, SubSink};
+use crate::conn::{Conn, GroupPushes, SubSink};
 use crate::consumer::{Consumer, ConsumerOptions};
 use crate::error::{Error, Result};
 use crate::producer::{Producer, ProducerOptions};
@@ -222,6 +222,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     next_generation: AtomicU64,
     state: watch::Sender<State>,
+    group_pushes: GroupPushes,
 }
 
 #[derive(Clone, Default)]
@@ -251,6 +252,7 @@ impl Client {
             next_id: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),
             state: watch::Sender::new(State::default()),
+            group_pushes: Default::default(),
         });
         let conn = shared.open().await?;
         shared.state.send_modify(|s| s.conn = Some(conn.clone()));
@@ -295,6 +297,20 @@ impl Client {
     /// what they buffer is sent.
     pub fn close(&self) {
         self.inner.shared.close();
+    }
+
+    /// Group assignment pushes of every connection from now on.
+    pub(crate) fn group_pushes(
+        &self,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<sluice_protocol::types::GroupAssignment> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.inner
+            .shared
+            .group_pushes
+            .lock()
+            .expect("group pushes lock")
+            .push(tx);
+        rx
     }
 
     pub(crate) fn options(&self) -> &ClientOptions {
@@ -397,7 +413,7 @@ impl Shared {
             }
         };
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let (conn, halves) = Conn::new(ws, generation);
+        let (conn, halves) = Conn::new(ws, generation, self.group_pushes.clone());
         conn.start(halves, Duration::from_millis(options.keepalive_ms));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let hello = ClientFrame {

@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use sluice_protocol::frame::{
     self, ClientFrame, Delivery, Request, Response, ServerBody, ServerFrame,
 };
-use sluice_protocol::types::HelloResponse;
+use sluice_protocol::types::{GroupAssignment, HelloResponse};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -100,7 +100,12 @@ struct Subs {
 }
 
 /// One open connection (after a successful hello).
+/// Where id-less group assignment pushes go: every group consumer of the client listens and
+/// keeps those of its own member id.
+pub(crate) type GroupPushes = Arc<std::sync::Mutex<Vec<mpsc::UnboundedSender<GroupAssignment>>>>;
+
 pub(crate) struct Conn {
+    group_pushes: GroupPushes,
     /// Counts connections of one client, so consumers can tell a lost connection's events from
     /// the current one's.
     pub generation: u64,
@@ -122,10 +127,11 @@ pub(crate) struct Halves {
 
 impl Conn {
     /// Wraps an open WebSocket; call [`Conn::start`] with the returned halves.
-    pub fn new(ws: Ws, generation: u64) -> (Arc<Conn>, Halves) {
+    pub fn new(ws: Ws, generation: u64, group_pushes: GroupPushes) -> (Arc<Conn>, Halves) {
         let (sink, stream) = ws.split();
         let (out, out_rx) = mpsc::unbounded_channel();
         let conn = Arc::new(Conn {
+            group_pushes,
             generation,
             out,
             pending: Default::default(),
@@ -373,6 +379,15 @@ impl Conn {
                 body: ServerBody::Error(e),
                 ..
             } => tracing::warn!(%e, "broker error not tied to a request"),
+            ServerFrame {
+                id: None,
+                body: ServerBody::Ok(Response::GroupAssignment(assignment)),
+                ..
+            } => self
+                .group_pushes
+                .lock()
+                .expect("group pushes lock")
+                .retain(|tx| tx.send(assignment.clone()).is_ok()),
             ServerFrame { id: None, .. } => {}
         }
     }

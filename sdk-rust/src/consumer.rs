@@ -14,23 +14,30 @@
 //! positions, so the application sees neither gaps nor duplicates (retention may still delete
 //! records a slow consumer had not read: it then continues from the first offset left).
 //!
-//! Today a consumer reads every partition of its topics itself and commits nothing (the
-//! "broadcast" mode). Consumer groups will add a mode where the broker assigns the partitions;
-//! the consumer already keeps its assignment as a set of (topic, partition) positions that
-//! such a mode can change.
+//! Without [`ConsumerOptions::group`] a consumer reads every partition of its topics itself
+//! and commits nothing (the "broadcast" mode). With a group it is a member of a consumer group
+//! (docs/PROTOCOL.md §9): a background task joins, heartbeats and leaves; the broker decides
+//! which partitions the consumer reads ([`Consumer::assignment`], changes observable through
+//! [`Consumer::rebalance_events`]), each new partition starts at the group's committed offset
+//! (else per [`ConsumerOptions::auto_offset_reset`]), and positions are committed every
+//! `auto_commit_interval_ms`, when partitions are revoked and on [`Consumer::close`] — or
+//! only by [`Consumer::commit`] / [`Consumer::commit_offsets`]. Assignment changes are applied
+//! while the consumer is polled. A consumer that loses its membership (fenced, session
+//! expired, reconnected) drops its partitions without committing and joins again: records
+//! after the last commit may then be read twice.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use sluice_protocol::frame::{self, ClientFrame, Delivery, Request, Response};
-use sluice_protocol::types::{RecordOffset, StartFrom};
+use sluice_protocol::types::{OffsetCommit, RecordOffset, StartFrom};
 use sluice_record::Batch;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -39,6 +46,7 @@ use crate::admin::unexpected;
 use crate::client::{Backoff, Client};
 use crate::conn::{SubEvent, SubSink};
 use crate::error::{Error, Result};
+use crate::group::{self, Assignor, Cmd, GroupConfig, GroupEvent, OffsetReset, Rebalance};
 use crate::record::{Header, Record};
 
 /// Beyond this many distinct positions in one topic, the consumer subscribes once from the
@@ -65,6 +73,12 @@ pub struct ConsumerOptions {
     partitions: Option<Vec<u32>>,
     credit_bytes: u64,
     check_crcs: bool,
+    group: Option<String>,
+    instance_id: Option<String>,
+    session_timeout_ms: Option<u64>,
+    auto_offset_reset: OffsetReset,
+    auto_commit_interval_ms: Option<u64>,
+    assignor: Assignor,
 }
 
 impl ConsumerOptions {
@@ -81,7 +95,57 @@ impl ConsumerOptions {
             partitions: None,
             credit_bytes: 8 << 20,
             check_crcs: true,
+            group: None,
+            instance_id: None,
+            session_timeout_ms: None,
+            auto_offset_reset: OffsetReset::Latest,
+            auto_commit_interval_ms: Some(5000),
+            assignor: Assignor::Sticky,
         }
+    }
+
+    /// Consumes as a member of consumer group `group` (docs/PROTOCOL.md §9): the broker
+    /// shares the topics' partitions among the group's members, and each partition starts at
+    /// the group's committed offset (else where [`ConsumerOptions::auto_offset_reset`] says).
+    /// [`ConsumerOptions::start`] and [`ConsumerOptions::partitions`] are then ignored.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Makes the group member static: a member joining with the same id takes over its
+    /// partitions (and fences this one).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// How long the broker waits for a heartbeat before it removes the member (default: the
+    /// broker's, 45 s). The heartbeat interval is at most a third of it.
+    pub fn session_timeout_ms(mut self, ms: u64) -> Self {
+        self.session_timeout_ms = Some(ms);
+        self
+    }
+
+    /// Where to start a partition the group has no committed offset for (default
+    /// [`OffsetReset::Latest`]).
+    pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.auto_offset_reset = reset;
+        self
+    }
+
+    /// Commit positions every `ms` (default `Some(5000)`), when partitions are revoked and on
+    /// [`Consumer::close`]; `None` commits only on [`Consumer::commit`] and
+    /// [`Consumer::commit_offsets`].
+    pub fn auto_commit_interval_ms(mut self, ms: Option<u64>) -> Self {
+        self.auto_commit_interval_ms = ms;
+        self
+    }
+
+    /// The assignor asked for when this member is the group's first (default sticky).
+    pub fn assignor(mut self, assignor: Assignor) -> Self {
+        self.assignor = assignor;
+        self
     }
 
     /// Where to start in every partition (default [`StartFrom::Latest`]): the earliest
@@ -154,6 +218,19 @@ pub struct Consumer {
     current: Option<Current>,
     ready: VecDeque<Record>,
     errors: VecDeque<Error>,
+    /// Group mode only.
+    group: Option<GroupMode>,
+}
+
+struct GroupMode {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    events: mpsc::UnboundedReceiver<GroupEvent>,
+    incarnation: u64,
+    rebalances: Option<mpsc::UnboundedSender<Rebalance>>,
+    auto_commit: Option<tokio::time::Interval>,
+    /// Last positions committed (or sent to be).
+    committed: HashMap<(Arc<str>, u32), u64>,
+    paused: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -194,6 +271,8 @@ struct Planned {
     epoch: u64,
     /// Wait before subscribing.
     delay: Duration,
+    /// Explicit start per partition (group mode).
+    positions: Option<Vec<RecordOffset>>,
 }
 
 struct Subscribed {
@@ -241,7 +320,50 @@ impl Consumer {
             current: None,
             ready: VecDeque::new(),
             errors: VecDeque::new(),
+            group: None,
         };
+        if let Some(group_id) = consumer.options.group.clone() {
+            let mut topics = consumer.options.topics.clone();
+            topics.sort();
+            topics.dedup();
+            for topic in &topics {
+                consumer.topics.insert(
+                    Arc::from(topic.as_str()),
+                    TopicState {
+                        positions: BTreeMap::new(),
+                        epoch: 0,
+                    },
+                );
+            }
+            let (events_tx, events) = mpsc::unbounded_channel();
+            let paused = Arc::new(AtomicBool::new(false));
+            let config = GroupConfig {
+                group: group_id,
+                topics,
+                instance_id: consumer.options.instance_id.clone(),
+                session_timeout_ms: consumer.options.session_timeout_ms,
+                reset: consumer.options.auto_offset_reset,
+                assignor: consumer.options.assignor,
+            };
+            let cmds =
+                group::start(consumer.client.clone(), config, events_tx, paused.clone()).await?;
+            let auto_commit = consumer.options.auto_commit_interval_ms.map(|ms| {
+                let period = Duration::from_millis(ms.max(1));
+                let mut i = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                i
+            });
+            consumer.group = Some(GroupMode {
+                cmds,
+                events,
+                incarnation: 0,
+                rebalances: None,
+                auto_commit,
+                committed: HashMap::new(),
+                paused,
+            });
+            return Ok(consumer);
+        }
         let mut topics: Vec<String> = consumer.options.topics.clone();
         topics.sort();
         topics.dedup();
@@ -262,6 +384,7 @@ impl Consumer {
                 window: consumer.options.credit_bytes,
                 epoch: 0,
                 delay: Duration::ZERO,
+                positions: None,
             };
             match subscribe(&consumer.client, &consumer.sink, &plan).await {
                 Ok(s) => consumer.apply(plan, Ok(s)),
@@ -346,7 +469,9 @@ impl Consumer {
         Ok(out)
     }
 
-    /// Ends every subscription. Dropping the consumer does the same without waiting.
+    /// Ends every subscription; in group mode then commits the positions (with auto-commit)
+    /// and leaves the group. Dropping the consumer ends the subscriptions and leaves without
+    /// committing or waiting.
     pub async fn close(mut self) -> Result<()> {
         let subs: Vec<(u64, u64)> = self.subs.keys().copied().collect();
         self.subs.clear();
@@ -359,7 +484,256 @@ impl Consumer {
                 .request(Request::Unsubscribe { subscription })
                 .await;
         }
+        // Take in assignment changes that came meanwhile, so that only owned positions are
+        // committed.
+        self.drain_group_events();
+        if self.group.is_some() {
+            let offsets = if self.options.auto_commit_interval_ms.is_some() {
+                self.offsets_to_commit(true)
+            } else {
+                Vec::new()
+            };
+            let g = self.group.as_ref().expect("checked");
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let _ = g.cmds.send(Cmd::Close {
+                incarnation: g.incarnation,
+                offsets,
+                reply,
+            });
+            return answer.await.unwrap_or(Err(Error::Closed));
+        }
         Ok(())
+    }
+
+    /// Group mode: a receiver of the consumer's partition changes, as the consumer applies
+    /// them (while it is polled). Only the first call gets one; later calls, and calls in
+    /// broadcast mode, get `None`.
+    pub fn rebalance_events(&mut self) -> Option<mpsc::UnboundedReceiver<Rebalance>> {
+        let g = self.group.as_mut()?;
+        if g.rebalances.is_some() {
+            return None;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        g.rebalances = Some(tx);
+        Some(rx)
+    }
+
+    /// Group mode: commits the position of every partition the consumer reads (the offset
+    /// of the next record it will yield), as this member. Returns once the broker stored them.
+    pub async fn commit(&mut self) -> Result<()> {
+        self.drain_group_events();
+        let offsets = self.offsets_to_commit(true);
+        self.send_commit(offsets).await
+    }
+
+    /// Group mode: commits these (topic, partition, next offset to consume) triples as this
+    /// member.
+    pub async fn commit_offsets(&mut self, offsets: &[(&str, u32, u64)]) -> Result<()> {
+        let offsets = offsets
+            .iter()
+            .map(|(topic, partition, offset)| OffsetCommit {
+                topic: topic.to_string(),
+                partition: *partition,
+                offset: *offset,
+                metadata: String::new(),
+            })
+            .collect();
+        self.send_commit(offsets).await
+    }
+
+    async fn send_commit(&mut self, offsets: Vec<OffsetCommit>) -> Result<()> {
+        let Some(g) = &self.group else {
+            return Err(Error::InvalidInput(
+                "commit needs a consumer in group mode (ConsumerOptions::group)".into(),
+            ));
+        };
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        g.cmds
+            .send(Cmd::Commit {
+                incarnation: g.incarnation,
+                offsets,
+                reply: Some(reply),
+            })
+            .map_err(|_| Error::Closed)?;
+        answer.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// Test hook: stops (or resumes) the group heartbeats, so that the session expires.
+    #[doc(hidden)]
+    pub fn pause_heartbeats(&self, paused: bool) {
+        if let Some(g) = &self.group {
+            g.paused.store(paused, Ordering::Relaxed);
+        }
+    }
+
+    /// Positions to commit: all (`all`) or those that moved since the last commit.
+    fn offsets_to_commit(&mut self, all: bool) -> Vec<OffsetCommit> {
+        let Some(g) = self.group.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (topic, state) in &self.topics {
+            for (p, pos) in &state.positions {
+                let key = (topic.clone(), *p);
+                if !all && g.committed.get(&key) == Some(pos) {
+                    continue;
+                }
+                g.committed.insert(key, *pos);
+                out.push(OffsetCommit {
+                    topic: topic.to_string(),
+                    partition: *p,
+                    offset: *pos,
+                    metadata: String::new(),
+                });
+            }
+        }
+        out
+    }
+
+    fn drain_group_events(&mut self) {
+        while let Some(event) = self.group.as_mut().and_then(|g| g.events.try_recv().ok()) {
+            self.group_event(event);
+        }
+    }
+
+    /// Group mode: applies assignment changes and auto-commits.
+    fn poll_group(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let Some(g) = self.group.as_mut() else {
+                return;
+            };
+            match g.events.poll_recv(cx) {
+                Poll::Ready(Some(event)) => self.group_event(event),
+                _ => break,
+            }
+        }
+        let Some(g) = self.group.as_mut() else {
+            return;
+        };
+        let mut tick = false;
+        if let Some(i) = g.auto_commit.as_mut() {
+            while i.poll_tick(cx).is_ready() {
+                tick = true;
+            }
+        }
+        if tick {
+            let offsets = self.offsets_to_commit(false);
+            if !offsets.is_empty() {
+                let g = self.group.as_ref().expect("checked");
+                let _ = g.cmds.send(Cmd::Commit {
+                    incarnation: g.incarnation,
+                    offsets,
+                    reply: None,
+                });
+            }
+        }
+    }
+
+    fn group_event(&mut self, event: GroupEvent) {
+        match event {
+            GroupEvent::Error(e) => self.errors.push_back(e),
+            GroupEvent::Lost { incarnation } => {
+                let all: Vec<(String, u32)> = self.assignment();
+                let topics: Vec<Arc<str>> = self.topics.keys().cloned().collect();
+                for state in self.topics.values_mut() {
+                    state.positions.clear();
+                }
+                for topic in &topics {
+                    self.resubscribe(topic, Duration::ZERO);
+                }
+                let g = self.group.as_mut().expect("group mode");
+                g.incarnation = incarnation;
+                g.committed.clear();
+                if !all.is_empty()
+                    && let Some(tx) = &g.rebalances
+                {
+                    let _ = tx.send(Rebalance::Revoked(all));
+                }
+            }
+            GroupEvent::Assignment {
+                incarnation,
+                assignment,
+                starts,
+            } => {
+                let current: BTreeSet<(String, u32)> = self.assignment().into_iter().collect();
+                let revoked: Vec<(String, u32)> =
+                    current.difference(&assignment).cloned().collect();
+                let added: Vec<(String, u32)> = assignment
+                    .difference(&current)
+                    .filter(|tp| starts.contains_key(*tp))
+                    .cloned()
+                    .collect();
+                let mut offsets = Vec::new();
+                let mut touched: BTreeSet<Arc<str>> = BTreeSet::new();
+                for (topic, p) in &revoked {
+                    let key = self
+                        .topics
+                        .get_key_value(topic.as_str())
+                        .map(|(k, _)| k.clone());
+                    if let Some(key) = key
+                        && let Some(pos) = self
+                            .topics
+                            .get_mut(&key)
+                            .and_then(|state| state.positions.remove(p))
+                    {
+                        offsets.push(OffsetCommit {
+                            topic: topic.clone(),
+                            partition: *p,
+                            offset: pos,
+                            metadata: String::new(),
+                        });
+                        touched.insert(key.clone());
+                    }
+                }
+                for tp in &added {
+                    let topic: Arc<str> = match self.topics.get_key_value(tp.0.as_str()) {
+                        Some((k, _)) => k.clone(),
+                        None => {
+                            let k: Arc<str> = Arc::from(tp.0.as_str());
+                            self.topics.insert(
+                                k.clone(),
+                                TopicState {
+                                    positions: BTreeMap::new(),
+                                    epoch: 0,
+                                },
+                            );
+                            k
+                        }
+                    };
+                    let state = self.topics.get_mut(&topic).expect("inserted");
+                    state.positions.insert(tp.1, starts[tp]);
+                    touched.insert(topic);
+                }
+                for topic in &touched {
+                    self.resubscribe(topic, Duration::ZERO);
+                }
+                let auto = self.options.auto_commit_interval_ms.is_some();
+                let g = self.group.as_mut().expect("group mode");
+                g.incarnation = incarnation;
+                for o in &offsets {
+                    g.committed
+                        .remove(&(Arc::from(o.topic.as_str()), o.partition));
+                }
+                if !revoked.is_empty() {
+                    let _ = g.cmds.send(Cmd::Revoked {
+                        incarnation,
+                        offsets: if auto { offsets } else { Vec::new() },
+                        revoked: revoked.clone(),
+                    });
+                    if let Some(tx) = &g.rebalances {
+                        let _ = tx.send(Rebalance::Revoked(revoked));
+                    }
+                }
+                if !added.is_empty()
+                    && let Some(tx) = &g.rebalances
+                {
+                    let _ = tx.send(Rebalance::Assigned(added));
+                }
+            }
+        }
     }
 
     fn unsubscribe_all(&mut self) {
@@ -395,6 +769,31 @@ impl Consumer {
         }
         self.ready.retain(|r| &r.topic != topic);
         self.todo.retain(|p| &p.topic != topic);
+        if self.group.is_some() {
+            if state.positions.is_empty() {
+                return;
+            }
+            self.todo.push_back(Planned {
+                topic: topic.clone(),
+                partitions: Some(state.positions.keys().copied().collect()),
+                from: StartFrom::Latest,
+                exact: true,
+                window: self.options.credit_bytes,
+                epoch,
+                delay,
+                positions: Some(
+                    state
+                        .positions
+                        .iter()
+                        .map(|(p, o)| RecordOffset {
+                            partition: *p,
+                            offset: *o,
+                        })
+                        .collect(),
+                ),
+            });
+            return;
+        }
         let mut groups: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
         for (p, pos) in &state.positions {
             groups.entry(*pos).or_default().push(*p);
@@ -412,6 +811,7 @@ impl Consumer {
                 window: self.options.credit_bytes,
                 epoch,
                 delay,
+                positions: None,
             });
             return;
         }
@@ -425,6 +825,7 @@ impl Consumer {
                 window,
                 epoch,
                 delay,
+                positions: None,
             });
         }
     }
@@ -706,6 +1107,7 @@ impl Stream for Consumer {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        this.poll_group(cx);
         loop {
             if let Some(e) = this.errors.pop_front() {
                 return Poll::Ready(Some(Err(e)));
@@ -780,7 +1182,7 @@ async fn subscribe(client: &Client, sink: &SubSink, plan: &Planned) -> Result<Su
         partitions: plan.partitions.clone(),
         from: plan.from,
         credit_bytes: plan.window,
-        positions: None,
+        positions: plan.positions.clone(),
     };
     let (answer, generation) = client
         .request_encoded(

@@ -64,6 +64,7 @@ mod client;
 mod conn;
 pub mod consumer;
 mod error;
+mod group;
 pub mod producer;
 mod record;
 
@@ -72,6 +73,7 @@ pub use bytes::Bytes;
 pub use client::{Client, ClientOptions};
 pub use consumer::{Consumer, ConsumerOptions};
 pub use error::{Error, Result};
+pub use group::{Assignor, OffsetReset, Rebalance};
 pub use producer::{Producer, ProducerOptions, SendHandle};
 pub use record::{Header, ProducerRecord, Record, RecordMetadata};
 pub use sluice_protocol::ErrorCode;
