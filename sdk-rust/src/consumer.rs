@@ -1183,6 +1183,7 @@ async fn subscribe(client: &Client, sink: &SubSink, plan: &Planned) -> Result<Su
         from: plan.from,
         credit_bytes: plan.window,
         positions: plan.positions.clone(),
+        filter: None,
     };
     let (answer, generation) = client
         .request_encoded(

@@ -99,6 +99,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(fetch),
         )
         .route("/v1/topics/{topic}/offsets", get(offsets))
+        .route("/v1/plugins", get(list_plugins))
+        .route(
+            "/v1/plugins/{name}",
+            get(describe_plugin)
+                .put(upload_plugin)
+                .delete(delete_plugin),
+        )
         .route("/v1/groups", get(list_groups))
         .route(
             "/v1/groups/{group}",
@@ -387,8 +394,26 @@ async fn fetch(
     let offset: u64 = param(&q, "offset")?.unwrap_or_else(|| part.log.log_start_offset());
     let max_bytes: u64 = param(&q, "max_bytes")?.unwrap_or(1 << 20);
     let wait_ms: u64 = param(&q, "wait_ms")?.unwrap_or(0);
+    // `?filter=PLUGIN&filter.KEY=VALUE...`: run a filter plugin on the records first.
+    let filter = match q.get("filter") {
+        Some(name) => {
+            let params: std::collections::BTreeMap<String, String> = q
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix("filter.")
+                        .map(|k| (k.to_string(), v.clone()))
+                })
+                .collect();
+            Some(state.broker.filter(name, &params)?)
+        }
+        None => None,
+    };
     let fetched =
         fetch_until_stopping(&state, &topic, partition, offset, max_bytes, wait_ms).await?;
+    let fetched = match &filter {
+        Some(f) => sluice_broker::Broker::apply_filter(f, fetched).await?,
+        None => fetched,
+    };
     let info = fetched.info;
     let records = count_records(&fetched.batches);
     state
@@ -433,6 +458,52 @@ async fn offsets(
 ) -> ApiResult<Json<OffsetsResponse>> {
     let timestamp: Option<i64> = param(&q, "timestamp")?;
     Ok(Json(state.broker.list_offsets(&topic, timestamp).await?))
+}
+
+/// Uploaded plugins.
+#[derive(serde::Serialize)]
+struct PluginList {
+    plugins: Vec<sluice_broker::PluginDescription>,
+}
+
+#[utoipa::path(get, path = "/v1/plugins", responses((status = 200, description = "{\"plugins\": [...]}")))]
+async fn list_plugins(State(state): State<Arc<AppState>>) -> Json<PluginList> {
+    Json(PluginList {
+        plugins: state.broker.list_plugins(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/plugins/{name}", params(("name" = String, Path)),
+    responses((status = 200, description = "kind, ABI version, size, sha256, upload time, health"), (status = 404, body = ErrorBody)))]
+async fn describe_plugin(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<sluice_broker::PluginDescription>> {
+    Ok(Json(state.broker.describe_plugin(&name)?))
+}
+
+#[utoipa::path(put, path = "/v1/plugins/{name}", params(("name" = String, Path)),
+    request_body(content = Vec<u8>, description = "The .wasm module", content_type = "application/wasm"),
+    responses((status = 200, description = "The plugin"), (status = 400, body = ErrorBody)))]
+async fn upload_plugin(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<sluice_broker::PluginDescription>> {
+    let bytes = body(bytes, state.args.max_request_bytes)?;
+    Ok(Json(
+        state.broker.upload_plugin(&name, bytes.to_vec()).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/plugins/{name}", params(("name" = String, Path)),
+    responses((status = 200, description = "{\"deleted\": name}"), (status = 404, body = ErrorBody)))]
+async fn delete_plugin(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    state.broker.delete_plugin(&name)?;
+    Ok(Json(serde_json::json!({ "deleted": name })))
 }
 
 #[utoipa::path(get, path = "/v1/groups", responses((status = 200, body = GroupList)))]
@@ -553,6 +624,10 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         produce,
         fetch,
         offsets,
+        list_plugins,
+        describe_plugin,
+        upload_plugin,
+        delete_plugin,
         list_groups,
         describe_group,
         delete_group,

@@ -359,6 +359,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                 from,
                 credit_bytes,
                 positions: explicit,
+                filter,
             } => {
                 subscriptions.retain(|_, s| s.live());
                 let answer = if subscriptions.len() >= args.max_subscriptions {
@@ -378,6 +379,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                         partitions,
                         from,
                         explicit,
+                        filter,
                         0,
                         format,
                         out.clone(),
@@ -591,6 +593,7 @@ async fn handle(
             offset,
             max_bytes,
             max_wait_ms,
+            filter,
         } => {
             match crate::http::fetch_until_stopping(
                 &state,
@@ -601,8 +604,33 @@ async fn handle(
                 max_wait_ms.unwrap_or(0),
             )
             .await
-            {
-                Ok(f) => {
+            .and_then(|f| {
+                Ok((
+                    f,
+                    filter
+                        .as_ref()
+                        .map(|spec| broker.filter(&spec.plugin, &spec.params))
+                        .transpose()?,
+                ))
+            }) {
+                Ok((f, filter)) => {
+                    let f = match &filter {
+                        Some(filter) => {
+                            match sluice_broker::Broker::apply_filter(filter, f).await {
+                                Ok(f) => f,
+                                Err(e) => {
+                                    let _ = out
+                                        .send_then(
+                                            encode(format, &answer_frame(id, Err(e))),
+                                            move || drop(permit),
+                                        )
+                                        .await;
+                                    return;
+                                }
+                            }
+                        }
+                        None => f,
+                    };
                     let n: u64 = sluice_record::Batches::new(&f.batches)
                         .flatten()
                         .map(|b| b.header().record_count.max(0) as u64)
@@ -696,11 +724,15 @@ async fn start_subscription(
     partitions: Option<Vec<u32>>,
     from: StartFrom,
     explicit: Option<Vec<RecordOffset>>,
+    filter: Option<FilterSpec>,
     credit_bytes: u64,
     format: Format,
     out: Outbox,
 ) -> Result<(Subscription, Vec<RecordOffset>), ErrorBody> {
     let t = state.broker.topic(topic)?;
+    let filter = filter
+        .map(|spec| state.broker.filter(&spec.plugin, &spec.params))
+        .transpose()?;
     let ids = match &explicit {
         Some(list) => list.iter().map(|p| p.partition).collect(),
         None => partitions.unwrap_or_else(|| (0..t.partition_count()).collect()),
@@ -763,6 +795,7 @@ async fn start_subscription(
         format,
         out,
         ended.clone(),
+        filter,
     ));
     Ok((
         Subscription {
@@ -787,6 +820,7 @@ async fn deliver(
     format: Format,
     out: Outbox,
     ended: Arc<std::sync::atomic::AtomicBool>,
+    filter: Option<sluice_broker::Filter>,
 ) {
     let mut credit = credit_cell.subscribe();
     let mut watches: Vec<watch::Receiver<u64>> =
@@ -822,6 +856,23 @@ async fn deliver(
                 }
             };
             if fetched.info.bytes == 0 {
+                continue;
+            }
+            let fetched = match &filter {
+                Some(f) => match sluice_broker::Broker::apply_filter(f, fetched).await {
+                    Ok(kept) => kept,
+                    Err(e) => {
+                        ended.store(true, std::sync::atomic::Ordering::Release);
+                        let _ = out.send(encode(format, &subscription_error(sid, e))).await;
+                        return;
+                    }
+                },
+                None => fetched,
+            };
+            if fetched.batches.is_empty() {
+                // Everything was filtered out: move on past it without a push.
+                positions[i].offset = fetched.info.next_offset;
+                sent_any = true;
                 continue;
             }
             let size = fetched.batches.len() as i64;

@@ -721,6 +721,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
         from: sluice_protocol::types::StartFrom::Earliest,
         credit_bytes: u64::MAX,
         positions: None,
+        filter: None,
     };
     slow.send(1, sub, true).await;
 
@@ -741,6 +742,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
         offset: 15,
         max_bytes: None,
         max_wait_ms: None,
+        filter: None,
     };
     assert!(matches!(
         fresh.call(1, fetch, true).await,

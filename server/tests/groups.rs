@@ -458,6 +458,7 @@ async fn three_broadcast_consumers_each_get_every_record() {
                     from: StartFrom::Earliest,
                     credit_bytes: 1 << 20,
                     positions: None,
+                    filter: None,
                 },
                 false,
             )
@@ -790,6 +791,7 @@ async fn a_subscription_learns_at_once_that_its_topic_was_deleted() {
                 from: StartFrom::Latest,
                 credit_bytes: 1 << 20,
                 positions: None,
+                filter: None,
             },
             false,
         )

@@ -205,6 +205,7 @@ async fn binary_frames_carry_batches_both_ways() {
         offset: 1,
         max_bytes: None,
         max_wait_ms: None,
+        filter: None,
     };
     let f = match ws.call(3, fetch, true).await {
         Ok(Answer::Fetched(f)) => f,
@@ -264,6 +265,7 @@ async fn binary_frames_carry_batches_both_ways() {
         from: StartFrom::Earliest,
         credit_bytes: 1 << 20,
         positions: None,
+        filter: None,
     };
     ws.send(7, sub, true).await;
     let mut got = Vec::new();
@@ -551,6 +553,7 @@ async fn subscribe_partitions_must_be_distinct_and_not_empty() {
         from: StartFrom::Earliest,
         credit_bytes: 1,
         positions: None,
+        filter: None,
     };
     assert_eq!(
         ws.call(3, twice, true).await.unwrap_err().code,
@@ -611,6 +614,7 @@ async fn pushes_say_how_much_credit_they_used() {
         from: StartFrom::Earliest,
         credit_bytes: 1 << 20,
         positions: None,
+        filter: None,
     };
     bin.send(1, sub, true).await;
     let (mut next, mut total) = (0, 0);
@@ -841,6 +845,7 @@ async fn subscribe_can_resume_each_partition_from_its_own_offset() {
                 from: StartFrom::Earliest,
                 credit_bytes: 1 << 20,
                 positions: Some(positions.clone()),
+                filter: None,
             },
             false,
         )

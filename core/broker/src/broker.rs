@@ -17,7 +17,9 @@ use sluice_storage::{
 };
 
 use crate::group::{GroupConfig, Groups, OFFSETS_TOPIC};
+use crate::plugins::{PluginDescription, Plugins};
 use crate::topic::{Partition, Topic, TopicManifest, TopicSettings};
+use sluice_wasm::Filter;
 
 /// Broker settings.
 #[derive(Debug, Clone)]
@@ -73,6 +75,7 @@ pub struct Broker {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     maintainer: Maintainer,
     groups: Groups,
+    plugins: Plugins,
 }
 
 fn storage_error(e: StorageError) -> ErrorBody {
@@ -239,12 +242,14 @@ impl Broker {
             }
         };
         let groups = Groups::load(config.groups.clone(), offsets_topic)?;
+        let plugins = Plugins::open(&config.data_dir)?;
         tracing::info!(topics = topics.len(), dir = %config.data_dir.display(), "broker opened");
         Ok(Broker {
             config,
             topics: RwLock::new(topics),
             maintainer,
             groups,
+            plugins,
         })
     }
 
@@ -861,6 +866,67 @@ impl Broker {
             topic: t.name.clone(),
             partitions,
         })
+    }
+
+    /// Uploads (or replaces) a plugin: validated and compiled before it is stored.
+    pub async fn upload_plugin(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<PluginDescription, ErrorBody> {
+        let me = self.clone();
+        let name = name.to_string();
+        blocking(move || me.plugins.upload(&name, &bytes)).await?
+    }
+
+    /// Uploaded plugins.
+    pub fn list_plugins(&self) -> Vec<PluginDescription> {
+        self.plugins.list()
+    }
+
+    /// One plugin: kind, ABI version, size, sha256, upload time, health counters.
+    pub fn describe_plugin(&self, name: &str) -> Result<PluginDescription, ErrorBody> {
+        self.plugins.describe(name)
+    }
+
+    /// Deletes a plugin (subscriptions using it keep their loaded copy until they end).
+    pub fn delete_plugin(&self, name: &str) -> Result<(), ErrorBody> {
+        self.plugins.delete(name)
+    }
+
+    /// A filter for a subscription or fetch: plugin `name` initialised with `params`.
+    pub fn filter(
+        &self,
+        name: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Filter, ErrorBody> {
+        self.plugins.filter(name, params)
+    }
+
+    /// Runs `filter` over fetched batches on the blocking pool: the kept records (offsets keep
+    /// their gaps) and where to continue, which is past dropped records too.
+    pub async fn apply_filter(filter: &Filter, fetched: Fetched) -> Result<Fetched, ErrorBody> {
+        let filter = filter.clone();
+        blocking(move || {
+            let mut out = Vec::with_capacity(fetched.batches.len());
+            let summary = filter
+                .filter_batches(&fetched.batches, &mut out)
+                .map_err(|e| {
+                    let code = if e.is_plugin_fault() {
+                        ErrorCode::PluginFailed
+                    } else {
+                        ErrorCode::InvalidPlugin
+                    };
+                    ErrorBody::new(code, e.to_string())
+                })?;
+            let mut info = fetched.info;
+            if let Some(next) = summary.next_offset {
+                info.next_offset = info.next_offset.max(next as u64);
+            }
+            info.bytes = out.len();
+            Ok(Fetched { batches: out, info })
+        })
+        .await?
     }
 
     /// Partition counts of the client topics (internal ones excluded).

@@ -60,6 +60,14 @@ pub enum ErrorCode {
     FencedMemberEpoch,
     /// The operation needs a group without active members (stop the consumers first).
     GroupNotEmpty,
+    /// No plugin with that name was uploaded.
+    UnknownPlugin,
+    /// The module is not a valid Sluice plugin (not wasm, wrong exports or ABI version, too
+    /// large), or its parameters were refused.
+    InvalidPlugin,
+    /// A plugin failed while running (trap, timeout, memory limit, bad answer); the message
+    /// names the plugin and the records' offsets.
+    PluginFailed,
     /// The server is shutting down.
     ShuttingDown,
     /// Reading or writing the log failed on the server.
@@ -78,7 +86,10 @@ impl ErrorCode {
             BadRequest | InvalidTopicName | InvalidConfig | InvalidRecords | KeyRequired
             | HandshakeRequired => 400,
             UnsupportedVersion => 400,
-            UnknownTopic | UnknownPartition | UnknownSubscription | NotFound | UnknownGroup => 404,
+            UnknownTopic | UnknownPartition | UnknownSubscription | NotFound | UnknownGroup
+            | UnknownPlugin => 404,
+            InvalidPlugin => 400,
+            PluginFailed => 500,
             UnknownMember | FencedMemberEpoch | GroupNotEmpty => 409,
             MethodNotAllowed => 405,
             TopicExists => 409,
@@ -118,6 +129,9 @@ impl ErrorCode {
             UnknownMember => "unknown_member",
             FencedMemberEpoch => "fenced_member_epoch",
             GroupNotEmpty => "group_not_empty",
+            UnknownPlugin => "unknown_plugin",
+            InvalidPlugin => "invalid_plugin",
+            PluginFailed => "plugin_failed",
             ShuttingDown => "shutting_down",
             StorageError => "storage_error",
             Internal => "internal",

@@ -100,6 +100,9 @@ pub enum Request {
         /// Long-poll time when nothing is there yet.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_wait_ms: Option<u64>,
+        /// A filter plugin run on the records before they are returned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<FilterSpec>,
     },
     /// Offsets of a topic's partitions, optionally the offset for a timestamp.
     ListOffsets {
@@ -127,6 +130,9 @@ pub enum Request {
         /// overrides `partitions` and `from`). For clients resuming several positions at once.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         positions: Option<Vec<RecordOffset>>,
+        /// A filter plugin run on the records before they are pushed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<FilterSpec>,
     },
     /// Grant a subscription more byte credit.
     Credit {
@@ -333,6 +339,7 @@ mod tests {
                 from: StartFrom::Timestamp(9),
                 credit_bytes: 100,
                 positions: None,
+                filter: None,
             },
         });
         round_trip(&ClientFrame {

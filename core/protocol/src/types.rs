@@ -587,3 +587,15 @@ pub struct GroupDescription {
     /// Per partition of the subscribed or committed topics: committed offset, end and lag.
     pub partitions: Vec<PartitionLag>,
 }
+
+/// A filter plugin attached to a subscription or fetch: it runs in the broker and only the
+/// records it keeps are sent; positions still advance past dropped records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FilterSpec {
+    /// The uploaded plugin's name (a `filter` plugin).
+    pub plugin: String,
+    /// Parameters given to the plugin's `init`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}

@@ -1,0 +1,205 @@
+//! WebAssembly plugins through the broker: upload, list, describe, delete; filters on HTTP
+//! fetches and WebSocket subscriptions; hostile plugins fail only the request that ran them.
+
+mod common;
+
+use common::TestBroker;
+use common::net::{Http, Ws, guard};
+use serde_json::json;
+use sluice_protocol::ErrorCode;
+use sluice_protocol::frame::{Request, Response as Answer, ServerBody};
+use sluice_protocol::types::{FilterSpec, StartFrom};
+
+fn wat(path: &str) -> Vec<u8> {
+    let file = format!("{}/../plugins/{path}", env!("CARGO_MANIFEST_DIR"));
+    wat::parse_file(&file).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+async fn upload(http: &Http, name: &str, module: Vec<u8>) -> common::net::Reply {
+    let req = http
+        .client
+        .put(format!("{}/v1/plugins/{name}", http.base))
+        .body(module);
+    http.send(req).await
+}
+
+#[tokio::test]
+async fn a_filter_runs_on_http_fetches_and_websocket_subscriptions() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("t", 1).await;
+    let p = upload(
+        &http,
+        "no-tombstones",
+        wat("examples/wat/drop_tombstones.wat"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(p["kind"], "filter");
+    assert_eq!(p["abi_version"], 1);
+    assert_eq!(p["sha256"].as_str().unwrap().len(), 64);
+    http.produce("t", json!([{"key": "a", "value": "1"}, {"key": "b", "value": null}, {"key": "c", "value": "3"}, {"key": "d", "value": null}]))
+        .await;
+
+    // HTTP fetch with the filter: only records with a value; the position passes the rest.
+    let f = http
+        .get("/v1/topics/t/partitions/0/records?offset=0&filter=no-tombstones")
+        .await
+        .expect(200);
+    let keys: Vec<&str> = f["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["a", "c"]);
+    assert_eq!(f["next_offset"], 4);
+
+    // WebSocket subscription with the filter.
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(false).await;
+    let sub = Request::Subscribe {
+        topic: "t".into(),
+        partitions: None,
+        from: StartFrom::Earliest,
+        credit_bytes: 1 << 20,
+        positions: None,
+        filter: Some(FilterSpec {
+            plugin: "no-tombstones".into(),
+            params: Default::default(),
+        }),
+    };
+    assert!(matches!(
+        ws.call(1, sub, false).await.unwrap(),
+        Answer::Subscribed { .. }
+    ));
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let f = ws.recv().await;
+        let ServerBody::Records(d) = f.body else {
+            panic!("{f:?}")
+        };
+        got.extend(d.fetch.records.into_iter().map(|r| r.offset));
+    }
+    assert_eq!(got, [0, 2]);
+    http.produce(
+        "t",
+        json!([{"key": "e", "value": null}, {"key": "f", "value": "6"}]),
+    )
+    .await;
+    let f = ws.recv().await;
+    let ServerBody::Records(d) = f.body else {
+        panic!("{f:?}")
+    };
+    assert_eq!(
+        d.fetch.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [5]
+    );
+
+    // Registry: list, describe (with counters), delete; unknown names are 404.
+    let list = http.get("/v1/plugins").await.expect(200);
+    assert_eq!(list["plugins"][0]["name"], "no-tombstones");
+    let d = http.get("/v1/plugins/no-tombstones").await.expect(200);
+    assert!(d["records"].as_u64().unwrap() >= 4, "{d}");
+    http.delete("/v1/plugins/no-tombstones").await.expect(200);
+    http.get("/v1/plugins/no-tombstones")
+        .await
+        .expect_error(404, "unknown_plugin");
+    http.get("/v1/topics/t/partitions/0/records?filter=no-tombstones")
+        .await
+        .expect_error(404, "unknown_plugin");
+}
+
+#[tokio::test]
+async fn bad_modules_are_refused_at_upload_and_hostile_ones_fail_only_their_request() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("t", 1).await;
+    http.create_topic("other", 1).await;
+    for (name, module, what) in [
+        ("junk", b"definitely not wasm".to_vec(), "not"),
+        ("v2", wat("hostile/wrong_abi_version.wat"), "version"),
+        ("missing", wat("hostile/missing_exports.wat"), "export"),
+        ("wasi", wat("hostile/imports_wasi.wat"), "import"),
+    ] {
+        let e = upload(&http, name, module)
+            .await
+            .expect_error(400, "invalid_plugin");
+        assert!(
+            e["message"].as_str().unwrap().to_lowercase().contains(what),
+            "{name}: {e}"
+        );
+    }
+    assert!(
+        http.get("/v1/plugins").await.expect(200)["plugins"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    upload(&http, "loop", wat("hostile/infinite_loop.wat"))
+        .await
+        .expect(200);
+    upload(&http, "trap", wat("hostile/trap.wat"))
+        .await
+        .expect(200);
+    http.produce("t", json!([{"value": "x"}])).await;
+    http.produce("other", json!([{"value": "y"}])).await;
+    // A consumer of another topic keeps streaming while the hostile plugins fail.
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(false).await;
+    let sub = Request::Subscribe {
+        topic: "other".into(),
+        partitions: None,
+        from: StartFrom::Earliest,
+        credit_bytes: 1 << 20,
+        positions: None,
+        filter: None,
+    };
+    assert!(matches!(
+        ws.call(1, sub, false).await.unwrap(),
+        Answer::Subscribed { .. }
+    ));
+    for name in ["loop", "trap"] {
+        let e = http
+            .get(&format!("/v1/topics/t/partitions/0/records?filter={name}"))
+            .await
+            .expect_error(500, "plugin_failed");
+        assert!(e["message"].as_str().unwrap().contains(name), "{e}");
+    }
+    let f = guard("the other consumer still gets records", ws.recv()).await;
+    assert!(matches!(f.body, ServerBody::Records(_)), "{f:?}");
+    http.produce("other", json!([{"value": "z"}])).await;
+    let f = guard("and new ones", ws.recv()).await;
+    assert!(matches!(f.body, ServerBody::Records(_)), "{f:?}");
+    // Nothing written was lost; the plugin's health shows the failure.
+    assert_eq!(
+        http.get("/v1/topics/t/partitions/0/records?offset=0")
+            .await
+            .expect(200)["records"][0]["value"],
+        "x"
+    );
+    let d = http.get("/v1/plugins/loop").await.expect(200);
+    assert!(
+        d["errors"].as_u64().unwrap() >= 1 && d["last_error"].is_string(),
+        "{d}"
+    );
+    let _ = ErrorCode::PluginFailed;
+}
+
+#[tokio::test]
+async fn plugins_survive_a_restart() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    upload(&http, "keep", wat("examples/wat/drop_tombstones.wat"))
+        .await
+        .expect(200);
+    let sha = http.get("/v1/plugins/keep").await.expect(200)["sha256"].clone();
+    let dir = broker.stop();
+    let broker = TestBroker::start_in(dir, &[]);
+    let http = Http::new(&broker);
+    assert_eq!(
+        http.get("/v1/plugins/keep").await.expect(200)["sha256"],
+        sha
+    );
+}
