@@ -43,6 +43,8 @@ enum Command {
     Offsets(cli::offsets::OffsetsArgs),
     /// List, describe and delete consumer groups; reset their offsets.
     Group(cli::group::GroupArgs),
+    /// Upload, list, describe and delete WebAssembly plugins.
+    Plugin(cli::plugin::PluginArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             Command::Consume(args) => cli::consume::run(args).await,
             Command::Offsets(args) => cli::offsets::run(args).await,
             Command::Group(args) => cli::group::run(args).await,
+            Command::Plugin(args) => cli::plugin::run(args).await,
         }
     })
 }

@@ -203,3 +203,42 @@ async fn plugins_survive_a_restart() {
         sha
     );
 }
+
+#[tokio::test]
+async fn the_plugin_cli_uploads_lists_describes_and_deletes() {
+    let broker = TestBroker::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.wasm");
+    std::fs::write(&file, wat("examples/wat/drop_tombstones.wat")).unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"nope").unwrap();
+    let url = format!("http://{}", broker.addr);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .args(["--url", &url])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["plugin", "upload", "f", file.to_str().unwrap()]);
+    assert!(ok && out.contains("uploaded filter plugin f"), "{out}{err}");
+    let (ok, out, err) = run(&["plugin", "upload", "bad", junk.to_str().unwrap()]);
+    assert!(!ok && err.contains("invalid_plugin"), "{out}{err}");
+    let (ok, out, _) = run(&["plugin", "list"]);
+    assert!(ok && out.contains("filter"), "{out}");
+    let (ok, out, _) = run(&["plugin", "describe", "f", "--json"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["kind"],
+        "filter"
+    );
+    let (ok, _, _) = run(&["plugin", "delete", "f"]);
+    assert!(ok);
+    let (ok, _, err) = run(&["plugin", "describe", "f"]);
+    assert!(!ok && err.contains("unknown_plugin"), "{err}");
+}

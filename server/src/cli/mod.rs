@@ -11,6 +11,7 @@ use sluice_protocol::ErrorBody;
 pub mod consume;
 pub mod group;
 pub mod offsets;
+pub mod plugin;
 pub mod produce;
 pub mod topic;
 
