@@ -242,3 +242,89 @@ async fn the_plugin_cli_uploads_lists_describes_and_deletes() {
     let (ok, _, err) = run(&["plugin", "describe", "f"]);
     assert!(!ok && err.contains("unknown_plugin"), "{err}");
 }
+
+/// A partitioner that sends every record to the last partition (the hostile one, fixed).
+fn last_partition_wat() -> Vec<u8> {
+    let file = format!(
+        "{}/../plugins/hostile/bad_partitioner.wat",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(file).unwrap();
+    let fixed = text.replace(
+        "(i32.shl (local.get $i) (i32.const 2))) (local.get $partitions))",
+        "(i32.shl (local.get $i) (i32.const 2))) (i32.sub (local.get $partitions) (i32.const 1)))",
+    );
+    assert_ne!(fixed, text, "the hostile module changed shape");
+    wat::parse_str(&fixed).unwrap()
+}
+
+#[tokio::test]
+async fn a_topic_partitioner_plugin_routes_records_sent_without_a_partition() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    upload(&http, "last", last_partition_wat())
+        .await
+        .expect(200);
+    upload(&http, "oob", wat("hostile/bad_partitioner.wat"))
+        .await
+        .expect(200);
+    upload(&http, "keep", wat("examples/wat/drop_tombstones.wat"))
+        .await
+        .expect(200);
+    // A filter is not a partitioner, and unknown plugins are refused at create.
+    http.post(
+        "/v1/topics",
+        &json!({"name": "x", "partitions": 3, "configs": {"partitioner": "keep"}}),
+    )
+    .await
+    .expect_error(400, "invalid_config");
+    http.post(
+        "/v1/topics",
+        &json!({"name": "x", "partitions": 3, "configs": {"partitioner": "nope"}}),
+    )
+    .await
+    .expect_error(400, "invalid_config");
+    http.post(
+        "/v1/topics",
+        &json!({"name": "t", "partitions": 3, "configs": {"partitioner": "last"}}),
+    )
+    .await
+    .expect(201);
+    let offsets = http.produce("t", json!([{"key": "a", "value": "1"}, {"value": "2"}, {"key": "c", "value": "3", "partition": 0}])).await;
+    assert_eq!(
+        offsets.iter().map(|o| o.0).collect::<Vec<_>>(),
+        [2, 2, 0],
+        "plugin for the first two, explicit for the last"
+    );
+    // The plugin cannot be deleted while the topic uses it.
+    http.delete("/v1/plugins/last")
+        .await
+        .expect_error(400, "invalid_config");
+    // A partitioner answering out of range fails the produce, writing nothing.
+    http.patch("/v1/topics/t", &json!({"configs": {"partitioner": "oob"}}))
+        .await
+        .expect(200);
+    let e = http
+        .post(
+            "/v1/topics/t/records",
+            &json!({"records": [{"value": "x"}]}),
+        )
+        .await
+        .expect_error(500, "plugin_failed");
+    assert!(e["message"].as_str().unwrap().contains("oob"), "{e}");
+    let d = http.get("/v1/topics/t").await.expect(200);
+    let total: u64 = d["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["log_end_offset"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 3);
+    // Back to the built-in routing.
+    http.patch("/v1/topics/t", &json!({"configs": {"partitioner": null}}))
+        .await
+        .expect(200);
+    http.delete("/v1/plugins/last").await.expect(200);
+    http.produce("t", json!([{"key": "21", "value": "k"}]))
+        .await;
+}

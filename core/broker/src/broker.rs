@@ -76,7 +76,16 @@ pub struct Broker {
     maintainer: Maintainer,
     groups: Groups,
     plugins: Plugins,
+    /// Partitioner instances per topic: (plugin sha256, plugin name, params, pool).
+    partitioners: parking_lot::Mutex<BTreeMap<String, CachedPartitioner>>,
 }
+
+type CachedPartitioner = (
+    [u8; 32],
+    String,
+    BTreeMap<String, String>,
+    sluice_wasm::Partitioner,
+);
 
 fn storage_error(e: StorageError) -> ErrorBody {
     match e {
@@ -250,6 +259,7 @@ impl Broker {
             maintainer,
             groups,
             plugins,
+            partitioners: Default::default(),
         })
     }
 
@@ -335,6 +345,7 @@ impl Broker {
             ));
         }
         let settings = TopicSettings::resolve(&self.config.log_defaults, req.configs.clone())?;
+        self.check_partitioner(&settings)?;
         if self.topics.read().contains_key(&req.name) {
             return Err(ErrorBody::new(
                 ErrorCode::TopicExists,
@@ -423,6 +434,7 @@ impl Broker {
             };
         }
         let settings = TopicSettings::resolve(&self.config.log_defaults, overrides)?;
+        self.check_partitioner(&settings)?;
         let current = topic.partition_count();
         let target = change.partitions.unwrap_or(current);
         if target < current {
@@ -569,10 +581,18 @@ impl Broker {
                 ),
             ));
         }
-        // Route.
+        // Route: explicit partition > the topic's partitioner plugin > murmur2 > sticky.
+        let by_plugin = match settings.partitioner() {
+            Some((name, params)) if records.iter().any(|r| r.partition.is_none()) => Some(
+                self.route_with_plugin(&topic.name, &name, &params, &records, n)
+                    .await?,
+            ),
+            _ => None,
+        };
         let mut routes = Vec::with_capacity(records.len());
-        for r in &records {
+        for (i, r) in records.iter().enumerate() {
             let p = match (r.partition, &r.key) {
+                (None, _) if by_plugin.is_some() => by_plugin.as_ref().expect("checked")[i],
                 (Some(p), _) => {
                     if p >= n {
                         return Err(topic.partition(p).err().expect("out of range"));
@@ -879,6 +899,88 @@ impl Broker {
         blocking(move || me.plugins.upload(&name, &bytes)).await?
     }
 
+    fn check_partitioner(&self, settings: &TopicSettings) -> Result<(), ErrorBody> {
+        if let Some((name, params)) = settings.partitioner() {
+            self.plugins.partitioner(&name, &params).map_err(|e| {
+                ErrorBody::new(
+                    ErrorCode::InvalidConfig,
+                    format!("partitioner `{name}`: {}", e.message),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Routes every record through the topic's partitioner plugin (one call per chunk of
+    /// records, on the blocking pool); the answer has one partition per record.
+    async fn route_with_plugin(
+        &self,
+        topic: &str,
+        name: &str,
+        params: &BTreeMap<String, String>,
+        records: &[ProduceRecord],
+        partitions: u32,
+    ) -> Result<Vec<u32>, ErrorBody> {
+        let sha = self.plugins.sha256(name).ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::UnknownPlugin,
+                format!("topic `{topic}` routes with plugin `{name}`, which no longer exists"),
+            )
+        })?;
+        let partitioner = {
+            let mut cache = self.partitioners.lock();
+            match cache.get(topic) {
+                Some((s, n, p, part)) if *s == sha && n == name && p == params => part.clone(),
+                _ => {
+                    let part = self.plugins.partitioner(name, params)?;
+                    cache.insert(
+                        topic.to_string(),
+                        (sha, name.to_string(), params.clone(), part.clone()),
+                    );
+                    part
+                }
+            }
+        };
+        let now = now_ms() as i64;
+        // The blocking task needs its own copy of the records.
+        let records = records.to_vec();
+        blocking(move || -> Result<Vec<u32>, ErrorBody> {
+            let failed = |e: sluice_wasm::PluginError| {
+                let code = if e.is_plugin_fault() {
+                    ErrorCode::PluginFailed
+                } else {
+                    ErrorCode::InvalidPlugin
+                };
+                ErrorBody::new(code, e.to_string())
+            };
+            let mut instance = partitioner.instance().map_err(failed)?;
+            let mut routing = instance.routing(partitions).map_err(failed)?;
+            let mut headers: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+            for (i, r) in records.iter().enumerate() {
+                headers.clear();
+                headers.extend(
+                    r.headers
+                        .0
+                        .iter()
+                        .map(|(k, v)| (k.as_bytes(), v.as_ref().map(|v| v.as_bytes()))),
+                );
+                routing
+                    .push(&sluice_wasm::RecordInput {
+                        offset: i as i64,
+                        timestamp: r.timestamp.unwrap_or(now),
+                        key: r.key.as_ref().map(|k| k.as_bytes()),
+                        value: r.value.as_ref().map(|v| v.as_bytes()),
+                        headers: &headers,
+                    })
+                    .map_err(failed)?;
+            }
+            let mut routes = Vec::with_capacity(records.len());
+            routing.finish(&mut routes).map_err(failed)?;
+            Ok(routes)
+        })
+        .await?
+    }
+
     /// Uploaded plugins.
     pub fn list_plugins(&self) -> Vec<PluginDescription> {
         self.plugins.list()
@@ -889,8 +991,22 @@ impl Broker {
         self.plugins.describe(name)
     }
 
-    /// Deletes a plugin (subscriptions using it keep their loaded copy until they end).
+    /// Deletes a plugin; refused while a topic routes with it (subscriptions using it as a
+    /// filter keep their loaded copy until they end).
     pub fn delete_plugin(&self, name: &str) -> Result<(), ErrorBody> {
+        if let Some(t) = self
+            .topics()
+            .into_iter()
+            .find(|t| t.settings().partitioner().is_some_and(|(n, _)| n == name))
+        {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "plugin `{name}` is the partitioner of topic `{}`; remove it there first (sluice topic alter {} --delete-config partitioner)",
+                    t.name, t.name
+                ),
+            ));
+        }
         self.plugins.delete(name)
     }
 

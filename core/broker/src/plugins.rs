@@ -188,6 +188,28 @@ impl Plugins {
         Ok(())
     }
 
+    /// A partitioner of plugin `name` with parameters.
+    pub(crate) fn partitioner(
+        &self,
+        name: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<sluice_wasm::Partitioner, ErrorBody> {
+        let plugin = self
+            .map
+            .read()
+            .get(name)
+            .map(|e| e.plugin.clone())
+            .ok_or_else(|| unknown(name))?;
+        plugin
+            .partitioner(params)
+            .map_err(|e| invalid(e.to_string()))
+    }
+
+    /// The sha256 of a plugin's module (to notice replacements).
+    pub(crate) fn sha256(&self, name: &str) -> Option<[u8; 32]> {
+        self.map.read().get(name).map(|e| e.plugin.info().sha256)
+    }
+
     /// A filter of plugin `name` with parameters (one instance pool per call).
     pub(crate) fn filter(
         &self,

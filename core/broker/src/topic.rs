@@ -15,6 +15,11 @@ use tokio::sync::watch;
 
 /// Topic-level setting that is not a log setting: the largest record batch accepted.
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+/// Topic setting naming a partitioner plugin for records sent without a partition.
+pub const PARTITIONER: &str = "partitioner";
+/// Prefix of the partitioner's parameters (`partitioner.param.region-map=...`).
+pub const PARTITIONER_PARAM: &str = "partitioner.param.";
+
 /// Default of [`MAX_MESSAGE_BYTES`]: 1 MiB, as Kafka.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 1 << 20;
 
@@ -38,6 +43,10 @@ impl TopicSettings {
         let mut log = defaults.clone();
         let mut max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
         for (k, v) in &overrides {
+            if k == PARTITIONER || k.starts_with(PARTITIONER_PARAM) {
+                // Checked against the plugin registry by the broker.
+                continue;
+            }
             if k == MAX_MESSAGE_BYTES {
                 max_message_bytes = v
                     .trim()
@@ -62,6 +71,20 @@ impl TopicSettings {
             max_message_bytes,
             overrides,
         })
+    }
+
+    /// The partitioner plugin and its parameters, if the topic has one.
+    pub fn partitioner(&self) -> Option<(String, BTreeMap<String, String>)> {
+        let name = self.overrides.get(PARTITIONER)?.clone();
+        let params = self
+            .overrides
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(PARTITIONER_PARAM)
+                    .map(|k| (k.to_string(), v.clone()))
+            })
+            .collect();
+        Some((name, params))
     }
 
     /// Every setting with its effective value.
