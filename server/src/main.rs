@@ -45,6 +45,8 @@ enum Command {
     Group(cli::group::GroupArgs),
     /// Upload, list, describe and delete WebAssembly plugins.
     Plugin(cli::plugin::PluginArgs),
+    /// Measure produce/consume throughput and latency against a broker.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
             Command::Offsets(args) => cli::offsets::run(args).await,
             Command::Group(args) => cli::group::run(args).await,
             Command::Plugin(args) => cli::plugin::run(args).await,
+            Command::Bench(args) => cli::bench::run(args).await,
         }
     })
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use sluice_protocol::ErrorBody;
 
+pub mod bench;
 pub mod consume;
 pub mod group;
 pub mod offsets;
