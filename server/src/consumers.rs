@@ -26,6 +26,8 @@ use sluice_protocol::types::*;
 use sluice_protocol::{ErrorBody, ErrorCode};
 use tokio::sync::Mutex;
 
+use sluice_broker::group::{assignment_lists, assignment_set};
+
 use crate::http::{ApiError, decode_records};
 use crate::serve::AppState;
 
@@ -133,26 +135,6 @@ fn not_found(group: &str, id: &str) -> ApiError {
     ))
 }
 
-fn lists(set: &BTreeSet<(String, u32)>) -> Vec<TopicPartitions> {
-    let mut out: Vec<TopicPartitions> = Vec::new();
-    for (t, p) in set {
-        match out.last_mut() {
-            Some(l) if &l.topic == t => l.partitions.push(*p),
-            _ => out.push(TopicPartitions {
-                topic: t.clone(),
-                partitions: vec![*p],
-            }),
-        }
-    }
-    out
-}
-
-fn sets(a: &[TopicPartitions]) -> BTreeSet<(String, u32)> {
-    a.iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.clone(), *p)))
-        .collect()
-}
-
 impl Instance {
     /// Heartbeats (acknowledging revocations), keeping positions only for owned partitions.
     async fn heartbeat(&mut self, state: &AppState) -> Result<(), ErrorBody> {
@@ -161,14 +143,14 @@ impl Instance {
             group: self.group.clone(),
             member_id: Some(self.member_id.clone()),
             member_epoch: self.epoch,
-            owned: Some(lists(&self.owned)),
+            owned: Some(assignment_lists(&self.owned)),
             ..Default::default()
         };
         let a = state.broker.group_heartbeat(&req)?;
         self.epoch = a.member_epoch;
         self.heartbeat_interval = Duration::from_millis(a.heartbeat_interval_ms.max(1));
         self.last_heartbeat = Instant::now();
-        let now_owned = sets(&a.assignment);
+        let now_owned = assignment_set(&a.assignment);
         let revoked: Vec<(String, u32)> = before.difference(&now_owned).cloned().collect();
         if self.auto_commit && !revoked.is_empty() {
             // Commit what the instance consumed of partitions it is giving up.
@@ -317,7 +299,7 @@ async fn create(
         group: group.clone(),
         member_id: a.member_id.clone(),
         epoch: a.member_epoch,
-        owned: sets(&a.assignment),
+        owned: assignment_set(&a.assignment),
         positions: BTreeMap::new(),
         committed: BTreeMap::new(),
         reset: req.auto_offset_reset,
@@ -515,7 +497,7 @@ async fn assignment(
         member_id: inst.member_id.clone(),
         member_epoch: inst.epoch,
         heartbeat_interval_ms: inst.heartbeat_interval.as_millis() as u64,
-        assignment: lists(&inst.owned),
+        assignment: assignment_lists(&inst.owned),
     }))
 }
 

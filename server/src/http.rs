@@ -262,7 +262,8 @@ async fn delete_topic(
     Ok(Json(serde_json::json!({ "deleted": topic })))
 }
 
-fn count_records(batches: &[u8]) -> u64 {
+/// Records in concatenated batches (from their headers; for metrics).
+pub fn count_records(batches: &[u8]) -> u64 {
     Batches::new(batches)
         .flatten()
         .map(|b| b.header().record_count.max(0) as u64)

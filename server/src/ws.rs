@@ -557,10 +557,7 @@ async fn handle(
         } => match (records.is_empty(), batches) {
             (true, Some(b)) => {
                 let bytes = b.len() as u64;
-                let n: u64 = sluice_record::Batches::new(&b)
-                    .flatten()
-                    .map(|b| b.header().record_count.max(0) as u64)
-                    .sum();
+                let n: u64 = crate::http::count_records(&b);
                 let r = broker.produce_batches(&topic, partition, b, acks).await;
                 if let Ok(resp) = &r {
                     state.metrics.produced(&topic, resp, n, bytes);
@@ -631,10 +628,7 @@ async fn handle(
                         }
                         None => f,
                     };
-                    let n: u64 = sluice_record::Batches::new(&f.batches)
-                        .flatten()
-                        .map(|b| b.header().record_count.max(0) as u64)
-                        .sum();
+                    let n: u64 = crate::http::count_records(&f.batches);
                     state
                         .metrics
                         .fetched(&topic, partition, n, f.batches.len() as u64);
@@ -876,10 +870,7 @@ async fn deliver(
                 continue;
             }
             let size = fetched.batches.len() as i64;
-            let n: u64 = sluice_record::Batches::new(&fetched.batches)
-                .flatten()
-                .map(|b| b.header().record_count.max(0) as u64)
-                .sum();
+            let n: u64 = crate::http::count_records(&fetched.batches);
             state.metrics.fetched(&topic, part.id, n, size as u64);
             positions[i].offset = fetched.info.next_offset;
             let fetch = match fetch_response(format, topic.clone(), part.id, from, fetched) {

@@ -616,18 +616,8 @@ impl Segment {
 
     /// Removes the segment's files.
     pub(crate) fn delete_files(&self) -> Result<()> {
-        for p in [
-            &self.log_path,
-            &self.offset_index_path,
-            &self.time_index_path,
-        ] {
-            match std::fs::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("delete segment file", p, e)),
-            }
-        }
-        Ok(())
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        delete_files_of(dir, self.base_offset)
     }
 
     /// Byte length of the batch starting at position 0 of `bytes`, if a whole header is there.

@@ -147,7 +147,7 @@ pub(crate) struct Coordinator {
     groups: HashMap<String, Group>,
 }
 
-fn to_sets(list: &[TopicPartitions]) -> BTreeSet<TopicPartition> {
+pub(crate) fn to_sets(list: &[TopicPartitions]) -> BTreeSet<TopicPartition> {
     list.iter()
         .flat_map(|tp| tp.partitions.iter().map(move |p| (tp.topic.clone(), *p)))
         .collect()

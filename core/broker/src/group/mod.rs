@@ -466,7 +466,12 @@ impl Groups {
     }
 }
 
-/// Answers for a group's assignment, for the transports.
+/// Answers for a group's assignment, for the transports: partitions grouped by topic.
 pub fn assignment_lists(set: &BTreeSet<TopicPartition>) -> Vec<TopicPartitions> {
     to_lists(set)
+}
+
+/// The inverse of [`assignment_lists`].
+pub fn assignment_set(lists: &[TopicPartitions]) -> BTreeSet<TopicPartition> {
+    coordinator::to_sets(lists)
 }
