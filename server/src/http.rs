@@ -126,6 +126,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/cluster", get(cluster))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/ws", get(crate::ws::upgrade))
+        .merge(crate::cluster::routes())
         .merge(crate::consumers::routes())
         .merge(crate::console::routes())
         .fallback(not_found)
@@ -600,10 +601,71 @@ async fn group_heartbeat(
 
 #[utoipa::path(get, path = "/v1/cluster", responses((status = 200, description = "Brokers of the cluster")))]
 async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let Some(cluster) = state.broker.cluster() else {
+        return Json(serde_json::json!({
+            "cluster_id": "single-node",
+            "mode": "single",
+            "node_id": 0,
+            "controller": 0,
+            "brokers": [{"id": 0, "address": state.local_addr.to_string(), "alive": true, "version": env!("CARGO_PKG_VERSION")}],
+            "topics": [],
+            "under_replicated": [],
+        }));
+    };
+    let view = cluster.view();
+    let (term, applied, last_log) = cluster.raft_status();
+    let brokers: Vec<_> = view
+        .meta
+        .brokers
+        .values()
+        .map(|b| {
+            serde_json::json!({
+                "id": b.id,
+                "address": b.addr,
+                "alive": b.alive,
+                "decommissioning": b.decommissioning,
+            })
+        })
+        .collect();
+    let mut under = Vec::new();
+    let topics: Vec<_> = view
+        .meta
+        .topics
+        .values()
+        .map(|t| {
+            let parts: Vec<_> = t
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    if p.isr.len() < p.replicas.len() || p.leader.is_none() {
+                        under.push(serde_json::json!({"topic": t.name, "partition": i}));
+                    }
+                    serde_json::json!({
+                        "partition": i,
+                        "replicas": p.replicas,
+                        "leader": p.leader,
+                        "leader_epoch": p.leader_epoch,
+                        "isr": p.isr,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": t.name,
+                "replication_factor": t.replication_factor,
+                "partitions": parts,
+            })
+        })
+        .collect();
     Json(serde_json::json!({
-        "cluster_id": "single-node",
-        "controller": 0,
-        "brokers": [{"id": 0, "address": state.local_addr.to_string(), "version": env!("CARGO_PKG_VERSION")}],
+        "cluster_id": "sluice",
+        "mode": "cluster",
+        "node_id": cluster.node_id(),
+        "controller": cluster.controller(),
+        "metadata": {"term": term, "applied_index": applied, "last_log_index": last_log, "state_machine_index": view.applied_index},
+        "brokers": brokers,
+        "topics": topics,
+        "under_replicated": under,
     }))
 }
 

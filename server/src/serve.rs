@@ -146,6 +146,45 @@ pub struct ServeArgs {
     /// Partitions of the internal __consumer_offsets topic (used when it is first created).
     #[arg(long, env = "SLUICE_OFFSETS_PARTITIONS", default_value_t = 8)]
     pub offsets_partitions: u32,
+    /// This broker's id in a cluster (with --peers).
+    #[arg(long, env = "SLUICE_NODE_ID")]
+    pub node_id: Option<u32>,
+    /// Every broker of the cluster, this one included, as ID@HOST:PORT (comma-separated):
+    /// the voters of the metadata quorum. Without it the broker runs alone.
+    #[arg(
+        long,
+        env = "SLUICE_PEERS",
+        value_name = "ID@HOST:PORT",
+        value_delimiter = ','
+    )]
+    pub peers: Vec<String>,
+    /// How often a broker tells the controller it is alive, in ms.
+    #[arg(
+        long,
+        env = "SLUICE_BROKER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 250
+    )]
+    pub broker_heartbeat_interval_ms: u64,
+    /// A broker the controller has not heard from for this long is dead: its partitions get
+    /// new leaders, in ms.
+    #[arg(
+        long,
+        env = "SLUICE_BROKER_SESSION_TIMEOUT_MS",
+        default_value_t = 1_500
+    )]
+    pub broker_session_timeout_ms: u64,
+    /// The metadata quorum elects a new controller within this many ms (randomized between
+    /// this and twice it) after the old one stops answering.
+    #[arg(
+        long,
+        env = "SLUICE_CONTROLLER_ELECTION_TIMEOUT_MS",
+        default_value_t = 600
+    )]
+    pub controller_election_timeout_ms: u64,
+    /// A follower replica that has not caught up with its leader for this long leaves the
+    /// ISR, in ms.
+    #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
+    pub replica_lag_time_max_ms: u64,
     /// Log filter (tracing EnvFilter syntax), e.g. info, sluice=debug.
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
     pub log: String,
@@ -236,6 +275,46 @@ fn toml_scalar(v: toml::Value) -> Result<String, String> {
 }
 
 impl ServeArgs {
+    /// The cluster settings, when --peers is given.
+    fn cluster_config(&self) -> Result<Option<sluice_broker::cluster::ClusterConfig>, String> {
+        if self.peers.is_empty() {
+            if self.node_id.is_some() {
+                return Err(
+                    "--node-id needs --peers (every broker of the cluster as ID@HOST:PORT)".into(),
+                );
+            }
+            return Ok(None);
+        }
+        let peers = crate::cluster::parse_peers(&self.peers)?;
+        let id = self
+            .node_id
+            .ok_or("--peers needs --node-id (this broker's id in the list)")?;
+        let addr = peers.get(&id).ok_or_else(|| {
+            format!("--node-id {id} is not in --peers; list this broker there too")
+        })?;
+        if self.listen.port() == 0 {
+            return Err(
+                "cluster brokers need a fixed --listen port (the peers list names it)".into(),
+            );
+        }
+        if !addr.ends_with(&format!(":{}", self.listen.port())) {
+            return Err(format!(
+                "--peers says node {id} is at {addr} but --listen is {}; make them agree",
+                self.listen
+            ));
+        }
+        let mut c = sluice_broker::cluster::ClusterConfig::new(id, peers);
+        c.heartbeat_interval_ms = self.broker_heartbeat_interval_ms.max(10);
+        c.session_timeout_ms = self
+            .broker_session_timeout_ms
+            .max(2 * c.heartbeat_interval_ms);
+        let e = self.controller_election_timeout_ms.max(50);
+        c.raft_election_timeout_ms = (e, 2 * e);
+        c.raft_heartbeat_ms = (e / 6).max(10);
+        c.replica_lag_time_max_ms = self.replica_lag_time_max_ms;
+        Ok(Some(c))
+    }
+
     fn broker_config(&self) -> Result<BrokerConfig, String> {
         let mut log = LogConfig::default();
         for kv in &self.log_defaults {
@@ -285,6 +364,13 @@ fn init_tracing(filter: &str) {
 /// Runs the broker until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> ExitCode {
     init_tracing(&args.log);
+    let cluster_config = match args.cluster_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match args.broker_config() {
         Ok(c) => c,
         Err(e) => {
@@ -321,6 +407,38 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         .local_addr()
         .expect("bound listener has an address");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut cluster_tasks = Vec::new();
+    if let Some(cc) = cluster_config {
+        let transport =
+            crate::cluster::HttpTransport::new(Duration::from_millis(cc.request_timeout_ms));
+        let planner = Broker::topic_planner(Arc::downgrade(&broker));
+        let dir = args.data_dir.join("cluster");
+        let node = cc.node_id;
+        match sluice_broker::cluster::Cluster::start(
+            cc,
+            &dir,
+            transport.clone(),
+            Arc::new(transport),
+            planner,
+        )
+        .await
+        {
+            Ok(cluster) => {
+                broker.attach_cluster(cluster.clone());
+                cluster_tasks.push(tokio::spawn(cluster.run(stop_rx.clone())));
+                cluster_tasks.push(tokio::spawn(broker.clone().follow_cluster(stop_rx.clone())));
+                tracing::info!(node, "cluster mode: metadata quorum started");
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot start the cluster metadata in {}: {}",
+                    dir.display(),
+                    e.message
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let state = Arc::new(AppState {
         broker: broker.clone(),
         metrics: Metrics::new(),
@@ -383,6 +501,13 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let _ = tokio::time::timeout(timeout, state.connections.acquire_many(all)).await;
     groups_task.abort();
     let _ = groups_task.await;
+    for t in cluster_tasks {
+        t.abort();
+        let _ = t.await;
+    }
+    if let Some(c) = broker.cluster() {
+        c.shutdown().await;
+    }
     drop(state);
     broker.shutdown().await;
     tracing::info!("stopped cleanly");

@@ -16,6 +16,8 @@ use sluice_storage::{
     Log, LogConfig, Maintainer, MaintainerConfig, ReadBound, ReadInfo, StorageError, now_ms,
 };
 
+mod clustered;
+
 use crate::group::{GroupConfig, Groups, OFFSETS_TOPIC};
 use crate::plugins::{PluginDescription, Plugins};
 use crate::topic::{Partition, Topic, TopicManifest, TopicSettings};
@@ -78,6 +80,9 @@ pub struct Broker {
     plugins: Plugins,
     /// Partitioner instances per topic: (plugin sha256, plugin name, params, pool).
     partitioners: parking_lot::Mutex<BTreeMap<String, CachedPartitioner>>,
+    /// Set in cluster mode: topics follow the replicated metadata.
+    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    reconcile_lock: tokio::sync::Mutex<()>,
 }
 
 type CachedPartitioner = (
@@ -260,6 +265,8 @@ impl Broker {
             groups,
             plugins,
             partitioners: Default::default(),
+            cluster: Default::default(),
+            reconcile_lock: Default::default(),
         })
     }
 
@@ -307,14 +314,19 @@ impl Broker {
 
     /// Creates a topic. Internal topics (`__` prefix) are refused unless `internal` is set.
     pub async fn create_topic(&self, req: CreateTopic) -> Result<TopicDescription, ErrorBody> {
+        if let Some(cluster) = self.cluster.get() {
+            return self.create_topic_clustered(cluster, req).await;
+        }
         self.create_topic_inner(req, false).await
     }
 
-    async fn create_topic_inner(
+    /// Checks a creation request as far as it can be checked without the cluster: name,
+    /// partition count, settings and partitioner plugin.
+    pub(crate) fn check_create(
         &self,
-        req: CreateTopic,
+        req: &CreateTopic,
         internal: bool,
-    ) -> Result<TopicDescription, ErrorBody> {
+    ) -> Result<TopicSettings, ErrorBody> {
         validate_topic_name(&req.name)
             .map_err(|m| ErrorBody::new(ErrorCode::InvalidTopicName, m))?;
         if is_internal_topic(&req.name) && !internal {
@@ -335,32 +347,50 @@ impl Broker {
                 ),
             ));
         }
-        if req.replication_factor != 1 {
-            return Err(ErrorBody::new(
-                ErrorCode::InvalidConfig,
-                format!(
-                    "replication factor {} needs a cluster; this broker runs alone, so use 1",
-                    req.replication_factor
-                ),
-            ));
-        }
         let settings = TopicSettings::resolve(&self.config.log_defaults, req.configs.clone())?;
         self.check_partitioner(&settings)?;
-        if self.topics.read().contains_key(&req.name) {
+        Ok(settings)
+    }
+
+    async fn create_topic_inner(
+        &self,
+        req: CreateTopic,
+        internal: bool,
+    ) -> Result<TopicDescription, ErrorBody> {
+        let settings = self.check_create(&req, internal)?;
+        if req.replication_factor > 1 {
             return Err(ErrorBody::new(
-                ErrorCode::TopicExists,
-                format!("topic `{}` exists already", req.name),
+                ErrorCode::InvalidReplicationFactor,
+                format!(
+                    "replication factor {} needs a cluster; this broker runs alone, so use 1 (or start brokers with --node-id and --peers)",
+                    req.replication_factor
+                ),
             ));
         }
         let manifest = TopicManifest {
             version: 1,
             name: req.name.clone(),
             partitions: req.partitions,
-            replication_factor: req.replication_factor,
+            replication_factor: req.replication_factor.max(1),
             configs: settings.overrides.clone(),
             created_ms: now_ms(),
         };
-        let dir = self.config.data_dir.join("topics").join(&req.name);
+        let topic = self.create_local_topic(manifest).await?;
+        Ok(topic.describe())
+    }
+
+    /// Creates the topic's directory, manifest and partition logs on this broker.
+    pub(crate) async fn create_local_topic(
+        &self,
+        manifest: TopicManifest,
+    ) -> Result<Arc<Topic>, ErrorBody> {
+        if self.topics.read().contains_key(&manifest.name) {
+            return Err(ErrorBody::new(
+                ErrorCode::TopicExists,
+                format!("topic `{}` exists already", manifest.name),
+            ));
+        }
+        let dir = self.config.data_dir.join("topics").join(&manifest.name);
         let config = self.config.clone();
         let topic = blocking(move || -> Result<Arc<Topic>, ErrorBody> {
             if dir.exists() {
@@ -390,7 +420,7 @@ impl Broker {
             self.maintainer.register(&p.log);
         }
         tracing::info!(topic = %topic.name, partitions = topic.partition_count(), "topic created");
-        Ok(topic.describe())
+        Ok(topic)
     }
 
     /// Lists topics.
@@ -415,6 +445,17 @@ impl Broker {
 
     /// Changes settings and/or grows the partition count.
     pub async fn alter_topic(
+        &self,
+        name: &str,
+        change: AlterTopic,
+    ) -> Result<TopicDescription, ErrorBody> {
+        if let Some(cluster) = self.cluster.get() {
+            return self.alter_topic_clustered(cluster, name, change).await;
+        }
+        self.alter_topic_local(name, change).await
+    }
+
+    pub(crate) async fn alter_topic_local(
         &self,
         name: &str,
         change: AlterTopic,
@@ -490,6 +531,13 @@ impl Broker {
                 format!("`{name}` is internal and cannot be deleted"),
             ));
         }
+        if let Some(cluster) = self.cluster.get() {
+            return self.delete_topic_clustered(cluster, name).await;
+        }
+        self.delete_topic_local(name).await
+    }
+
+    pub(crate) async fn delete_topic_local(&self, name: &str) -> Result<(), ErrorBody> {
         let topic = self
             .topics
             .write()
@@ -537,7 +585,7 @@ impl Broker {
         let req = CreateTopic {
             name: name.to_string(),
             partitions: self.config.default_partitions,
-            replication_factor: 1,
+            replication_factor: 0,
             configs: BTreeMap::new(),
         };
         match self.create_topic(req).await {

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod broker;
+pub mod cluster;
 pub mod group;
 mod plugins;
 mod topic;

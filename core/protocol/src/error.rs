@@ -72,6 +72,25 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Reading or writing the log failed on the server.
     StorageError,
+    /// This broker does not lead the partition (or no longer does): refresh the cluster
+    /// metadata (`GET /v1/cluster`) and send to the leader it names. Retriable.
+    NotLeader,
+    /// The partition has no leader right now (an election is under way, or every in-sync
+    /// replica is down). Retriable after a short wait.
+    LeaderNotAvailable,
+    /// The request carried a leader epoch older than the partition's: its sender is stale.
+    FencedLeaderEpoch,
+    /// acks=all was asked but fewer in-sync replicas than the topic's `min.insync.replicas`
+    /// are alive; nothing was written. Retriable once replicas return.
+    NotEnoughReplicas,
+    /// The replication factor is 0 or larger than the live brokers.
+    InvalidReplicationFactor,
+    /// The metadata quorum has no controller right now, or this broker could not reach it.
+    /// Retriable.
+    NotController,
+    /// A replicated write was accepted by the leader but the in-sync replicas did not confirm
+    /// it in time; it may or may not be kept. Retriable.
+    RequestTimedOut,
     /// Anything else; the message says what. Codes this client does not know (from a newer
     /// server) decode as this too.
     #[serde(other)]
@@ -98,6 +117,10 @@ impl ErrorCode {
             OffsetOutOfRange => 416,
             TooManyConnections | TooManyRequests => 429,
             ShuttingDown => 503,
+            NotLeader | LeaderNotAvailable | NotEnoughReplicas | NotController
+            | RequestTimedOut => 503,
+            FencedLeaderEpoch => 409,
+            InvalidReplicationFactor => 400,
             StorageError | Internal => 500,
         }
     }
@@ -134,6 +157,13 @@ impl ErrorCode {
             PluginFailed => "plugin_failed",
             ShuttingDown => "shutting_down",
             StorageError => "storage_error",
+            NotLeader => "not_leader",
+            LeaderNotAvailable => "leader_not_available",
+            FencedLeaderEpoch => "fenced_leader_epoch",
+            NotEnoughReplicas => "not_enough_replicas",
+            InvalidReplicationFactor => "invalid_replication_factor",
+            NotController => "not_controller",
+            RequestTimedOut => "request_timed_out",
             Internal => "internal",
         }
     }

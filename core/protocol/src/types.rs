@@ -129,8 +129,9 @@ pub struct CreateTopic {
     /// Number of partitions (default 1).
     #[serde(default = "one")]
     pub partitions: u32,
-    /// Copies of each partition (1 until clustering).
-    #[serde(default = "one_u16")]
+    /// Copies of each partition. 0 (the default) lets the broker choose: 1 on a single broker,
+    /// 3 in a cluster of three or more, else the number of brokers.
+    #[serde(default)]
     pub replication_factor: u16,
     /// Topic settings by name (`retention.ms`, `cleanup.policy`, `max.message.bytes`, ...).
     #[serde(default)]
@@ -138,10 +139,6 @@ pub struct CreateTopic {
 }
 
 fn one() -> u32 {
-    1
-}
-
-fn one_u16() -> u16 {
     1
 }
 

@@ -1,0 +1,201 @@
+//! The broker in cluster mode: topic changes go through the controller, and the topics on
+//! this broker follow the applied metadata (see [`crate::cluster`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+
+use sluice_protocol::types::{AlterTopic, CreateTopic, TopicDescription};
+use sluice_protocol::{ErrorBody, ErrorCode, is_internal_topic};
+
+use super::Broker;
+use crate::cluster::{
+    Cluster, ClusterMeta, ControllerRequest, MetaCommand, MetaView, PartitionMeta, TopicMeta,
+    TopicPlanner, default_replication_factor, meta::assign_replicas,
+};
+use crate::topic::{TopicManifest, TopicSettings};
+
+impl Broker {
+    /// Puts this broker in cluster mode (once, at start-up, before it serves requests).
+    pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
+        if self.cluster.set(cluster).is_err() {
+            tracing::warn!("attach_cluster called twice; keeping the first cluster");
+        }
+    }
+
+    /// The cluster this broker belongs to, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
+    }
+
+    /// What the controller runs to turn a creation request into a topic placement: the
+    /// broker's own checks (name, partitions, settings, partitioner), then the replication
+    /// factor (0 → [`default_replication_factor`]) and an even spread of replicas over the
+    /// brokers that are alive and not draining.
+    pub fn topic_planner(broker: Weak<Broker>) -> Box<TopicPlanner> {
+        Box::new(move |req: &CreateTopic, meta: &ClusterMeta| {
+            let broker = broker.upgrade().ok_or_else(|| {
+                ErrorBody::new(ErrorCode::ShuttingDown, "the broker is shutting down")
+            })?;
+            let settings = broker.check_create(req, false)?;
+            let brokers = meta.placeable_brokers();
+            let rf = match req.replication_factor {
+                0 => default_replication_factor(brokers.len()),
+                n => n,
+            };
+            let start = meta.topics.len() + req.name.len();
+            let replicas = assign_replicas(&brokers, req.partitions, rf, start)?;
+            Ok(TopicMeta {
+                name: req.name.clone(),
+                replication_factor: rf,
+                configs: settings.overrides,
+                created_ms: sluice_storage::now_ms(),
+                partitions: replicas
+                    .into_iter()
+                    .map(|r| PartitionMeta {
+                        isr: r.clone(),
+                        replicas: r,
+                        leader: None,
+                        leader_epoch: -1,
+                    })
+                    .collect(),
+            })
+        })
+    }
+
+    pub(super) async fn create_topic_clustered(
+        &self,
+        cluster: &Arc<Cluster>,
+        req: CreateTopic,
+    ) -> Result<TopicDescription, ErrorBody> {
+        self.check_create(&req, false)?;
+        let name = req.name.clone();
+        let view = cluster.submit(ControllerRequest::CreateTopic(req)).await?;
+        self.reconcile(&view).await;
+        self.describe_topic(&name)
+    }
+
+    pub(super) async fn alter_topic_clustered(
+        &self,
+        cluster: &Arc<Cluster>,
+        name: &str,
+        change: AlterTopic,
+    ) -> Result<TopicDescription, ErrorBody> {
+        let topic = self.topic(name)?;
+        if is_internal_topic(name) {
+            return Err(ErrorBody::new(
+                ErrorCode::InternalTopic,
+                format!("`{name}` is internal and cannot be altered"),
+            ));
+        }
+        if change
+            .partitions
+            .is_some_and(|p| p != topic.partition_count())
+        {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidConfig,
+                "adding partitions to a replicated topic is not supported yet; create a new topic with more partitions",
+            ));
+        }
+        let mut overrides = topic.settings().overrides;
+        for (k, v) in change.configs {
+            match v {
+                Some(v) => overrides.insert(k, v),
+                None => overrides.remove(&k),
+            };
+        }
+        let settings = TopicSettings::resolve(&self.config.log_defaults, overrides)?;
+        self.check_partitioner(&settings)?;
+        let cmd = MetaCommand::AlterTopic {
+            name: name.to_string(),
+            configs: settings.overrides,
+        };
+        let view = cluster.submit(ControllerRequest::Command(cmd)).await?;
+        self.reconcile(&view).await;
+        self.describe_topic(name)
+    }
+
+    pub(super) async fn delete_topic_clustered(
+        &self,
+        cluster: &Arc<Cluster>,
+        name: &str,
+    ) -> Result<(), ErrorBody> {
+        let cmd = MetaCommand::DeleteTopic {
+            name: name.to_string(),
+        };
+        let view = cluster.submit(ControllerRequest::Command(cmd)).await?;
+        self.reconcile(&view).await;
+        Ok(())
+    }
+
+    /// Makes this broker's topics match the metadata: creates the topics it lacks, applies
+    /// changed settings, deletes topics the cluster deleted. Idempotent; serialized.
+    pub async fn reconcile(&self, view: &MetaView) {
+        let _one_at_a_time = self.reconcile_lock.lock().await;
+        let meta = &view.meta;
+        for t in meta.topics.values() {
+            match self.topic(&t.name) {
+                Err(_) => {
+                    let manifest = TopicManifest {
+                        version: 1,
+                        name: t.name.clone(),
+                        partitions: t.partitions.len() as u32,
+                        replication_factor: t.replication_factor,
+                        configs: t.configs.clone(),
+                        created_ms: t.created_ms,
+                    };
+                    if let Err(e) = self.create_local_topic(manifest).await {
+                        tracing::error!(topic = %t.name, error = %e.message, "cannot create a topic the cluster has");
+                    }
+                }
+                Ok(local) => {
+                    if local.settings().overrides != t.configs {
+                        let mut change: BTreeMap<String, Option<String>> = local
+                            .settings()
+                            .overrides
+                            .keys()
+                            .map(|k| (k.clone(), None))
+                            .collect();
+                        for (k, v) in &t.configs {
+                            change.insert(k.clone(), Some(v.clone()));
+                        }
+                        let alter = AlterTopic {
+                            configs: change,
+                            partitions: None,
+                        };
+                        if let Err(e) = self.alter_topic_local(&t.name, alter).await {
+                            tracing::error!(topic = %t.name, error = %e.message, "cannot apply the cluster's topic settings");
+                        }
+                    }
+                }
+            }
+        }
+        let doomed: Vec<String> = self
+            .topics
+            .read()
+            .keys()
+            .filter(|n| !is_internal_topic(n) && !meta.topics.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in doomed {
+            if let Err(e) = self.delete_topic_local(&name).await {
+                tracing::error!(topic = %name, error = %e.message, "cannot delete a topic the cluster deleted");
+            }
+        }
+    }
+
+    /// Follows the metadata until `stop` turns true: every applied change is reconciled.
+    pub async fn follow_cluster(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(cluster) = self.cluster.get().cloned() else {
+            return;
+        };
+        let mut rx = cluster.watch();
+        loop {
+            let view = rx.borrow_and_update().clone();
+            self.reconcile(&view).await;
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! Cluster mode with real broker processes on loopback: the metadata quorum elects a
+//! controller, topics created through any broker exist on every broker with their replicas
+//! spread, a killed broker loses its leaderships, a killed controller is replaced and
+//! metadata changes carry on, a restarted broker catches up.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Node {
+    id: u32,
+    port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+struct TestCluster {
+    nodes: Vec<Node>,
+    peers: String,
+    http: reqwest::Client,
+}
+
+/// Free loopback ports, found by binding port 0; they are released before the brokers bind
+/// them, and a broker that loses the race fails to start, which `start` reports.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+const FAST: &[&str] = &[
+    "--broker-heartbeat-interval-ms",
+    "100",
+    "--broker-session-timeout-ms",
+    "800",
+    "--controller-election-timeout-ms",
+    "300",
+];
+
+impl TestCluster {
+    fn start(n: u32) -> TestCluster {
+        let ports = free_ports(n as usize);
+        let peers = (1..=n)
+            .map(|i| format!("{i}@127.0.0.1:{}", ports[i as usize - 1]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = TestCluster {
+            nodes: Vec::new(),
+            peers,
+            http: reqwest::Client::new(),
+        };
+        for i in 1..=n {
+            let mut node = Node {
+                id: i,
+                port: ports[i as usize - 1],
+                child: None,
+                dir: tempfile::tempdir().unwrap(),
+            };
+            c.spawn(&mut node);
+            c.nodes.push(node);
+        }
+        c
+    }
+
+    fn spawn(&self, node: &mut Node) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "serve",
+                "--node-id",
+                &node.id.to_string(),
+                "--peers",
+                &self.peers,
+            ])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{}", node.port),
+                "--data-dir",
+            ])
+            .arg(node.dir.path().join("data"))
+            .args(FAST)
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sluice");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("broker {} exited before it was ready", node.id))
+                .unwrap();
+            if line.starts_with("sluice listening on http://") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        node.child = Some(child);
+    }
+
+    fn url(&self, id: u32, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}{path}",
+            self.nodes[id as usize - 1].port
+        )
+    }
+
+    async fn get(&self, id: u32, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(id, path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    async fn post(&self, id: u32, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(id, path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    async fn status(&self, id: u32) -> Value {
+        self.get(id, "/v1/cluster").await.1
+    }
+
+    /// Polls broker `id`'s view of the cluster until `ok` holds (or fails after 20 s).
+    async fn wait_for(&self, id: u32, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.http.get(self.url(id, "/v1/cluster")).send().await
+                && let Ok(v) = r.json::<Value>().await
+            {
+                if ok(&v) {
+                    return v;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}: {v:#}"
+                );
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until broker `id` sees a controller and `alive` brokers alive.
+    async fn wait_ready(&self, id: u32, alive: usize) -> Value {
+        self.wait_for(id, "a controller and live brokers", |v| {
+            !v["controller"].is_null()
+                && v["brokers"]
+                    .as_array()
+                    .is_some_and(|b| b.iter().filter(|b| b["alive"] == true).count() == alive)
+        })
+        .await
+    }
+
+    /// Polls `GET path` on broker `id` until it answers `status` (metadata reaches the other
+    /// brokers as they apply it, a moment after the broker that was asked).
+    async fn wait_http(&self, id: u32, path: &str, status: u16) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (s, body) = self.get(id, path).await;
+            if s == status {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker {id}: GET {path} answers {s}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill(&mut self, id: u32) {
+        let node = &mut self.nodes[id as usize - 1];
+        let mut child = node.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn restart(&mut self, id: u32) {
+        let mut node = std::mem::replace(
+            &mut self.nodes[id as usize - 1],
+            Node {
+                id,
+                port: 0,
+                child: None,
+                dir: tempfile::tempdir().unwrap(),
+            },
+        );
+        self.spawn(&mut node);
+        self.nodes[id as usize - 1] = node;
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn leaders(topic: &Value) -> Vec<Option<u64>> {
+    topic["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["leader"].as_u64())
+        .collect()
+}
+
+fn topic<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+}
+
+#[tokio::test]
+async fn three_brokers_share_topics_with_replicas_spread_evenly() {
+    let c = TestCluster::start(3);
+    for id in 1..=3 {
+        c.wait_ready(id, 3).await;
+    }
+    // Created through broker 2, with the broker's default replication factor (3 of 3).
+    let (s, body) = c
+        .post(2, "/v1/topics", json!({"name": "orders", "partitions": 6}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["replication_factor"], 3);
+    for id in 1..=3 {
+        let t = c.wait_http(id, "/v1/topics/orders", 200).await;
+        assert_eq!(t["partitions"].as_array().unwrap().len(), 6);
+    }
+    let status = c.status(1).await;
+    let t = topic(&status, "orders").expect("topic in the metadata");
+    let mut led: BTreeMap<u64, usize> = BTreeMap::new();
+    for p in t["partitions"].as_array().unwrap() {
+        let replicas: Vec<u64> = serde_json::from_value(p["replicas"].clone()).unwrap();
+        let mut sorted = replicas.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![1, 2, 3], "{p}");
+        assert_eq!(p["leader"].as_u64(), Some(replicas[0]));
+        assert_eq!(p["leader_epoch"], 0);
+        *led.entry(replicas[0]).or_default() += 1;
+    }
+    assert_eq!(
+        led.values().copied().collect::<Vec<_>>(),
+        vec![2, 2, 2],
+        "{led:?}"
+    );
+
+    // Errors the cluster gives: too many replicas, an existing name.
+    let (s, e) = c
+        .post(
+            3,
+            "/v1/topics",
+            json!({"name": "big", "replication_factor": 4}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (400, Some("invalid_replication_factor")),
+        "{e}"
+    );
+    let (s, e) = c.post(1, "/v1/topics", json!({"name": "orders"})).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("topic_exists")), "{e}");
+
+    // Settings changed and the topic deleted through other brokers reach every broker.
+    let r = c
+        .http
+        .patch(c.url(3, "/v1/topics/orders"))
+        .json(&json!({"configs": {"retention.ms": "3600000"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    for id in 1..=3 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, t) = c.get(id, "/v1/topics/orders").await;
+            if t["configs"]["retention.ms"] == "3600000" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "broker {id}: {t}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let r = c
+        .http
+        .delete(c.url(1, "/v1/topics/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    for id in 1..=3 {
+        c.wait_for(id, "the topic gone", |v| topic(v, "orders").is_none())
+            .await;
+        c.wait_http(id, "/v1/topics/orders", 404).await;
+    }
+}
+
+#[tokio::test]
+async fn killed_brokers_lose_leadership_and_a_new_controller_carries_on() {
+    let mut c = TestCluster::start(3);
+    let status = c.wait_ready(1, 3).await;
+    let (s, body) = c
+        .post(1, "/v1/topics", json!({"name": "events", "partitions": 3}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let controller = status["controller"].as_u64().unwrap() as u32;
+    let survivor = if controller == 1 { 2 } else { 1 };
+
+    // SIGKILL the controller: a new one is elected among the others, the dead broker is
+    // marked dead and its partitions get new leaders at a higher epoch.
+    let killed_at = Instant::now();
+    c.kill(controller);
+    let after = c
+        .wait_for(
+            survivor,
+            "a new controller and the dead broker noticed",
+            |v| {
+                v["controller"]
+                    .as_u64()
+                    .is_some_and(|id| id != controller as u64)
+                    && v["brokers"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|b| b["id"] == controller && b["alive"] == false)
+            },
+        )
+        .await;
+    eprintln!(
+        "controller {controller} killed: new controller {} and leaders moved after {:?}",
+        after["controller"],
+        killed_at.elapsed()
+    );
+    let t = topic(&after, "events").unwrap();
+    for p in t["partitions"].as_array().unwrap() {
+        assert_ne!(p["leader"].as_u64(), Some(controller as u64), "{p}");
+        assert!(p["leader"].is_u64(), "{p}");
+        let isr: Vec<u64> = serde_json::from_value(p["isr"].clone()).unwrap();
+        assert!(!isr.contains(&(controller as u64)), "{p}");
+    }
+    assert!(
+        t["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["leader_epoch"] == 1),
+        "the partition the dead broker led has a new epoch: {t}"
+    );
+
+    // Metadata changes continue: a new topic lands on the two live brokers only.
+    let (s, body) = c
+        .post(
+            survivor,
+            "/v1/topics",
+            json!({"name": "later", "partitions": 2}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["replication_factor"], 2);
+    let now = c.status(survivor).await;
+    for p in topic(&now, "later").unwrap()["partitions"]
+        .as_array()
+        .unwrap()
+    {
+        let replicas: Vec<u64> = serde_json::from_value(p["replicas"].clone()).unwrap();
+        assert!(!replicas.contains(&(controller as u64)), "{p}");
+    }
+
+    // The killed broker restarts on its data: it is alive again and has the topic created
+    // while it was down.
+    c.restart(controller);
+    c.wait_ready(controller, 3).await;
+    c.wait_http(controller, "/v1/topics/later", 200).await;
+    assert_eq!(
+        leaders(topic(&c.status(controller).await, "events").unwrap()).len(),
+        3
+    );
+}
+
+#[test]
+fn cluster_flags_are_checked_with_errors_that_say_what_to_do() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .args(args)
+            .args(["--data-dir", "/nonexistent/never-created"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--peers", "1@127.0.0.1:9401", "--listen", "127.0.0.1:9401"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--node-id"), "{err}");
+    let (code, err) = run(&["--node-id", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--peers"), "{err}");
+    let (code, err) = run(&[
+        "--node-id",
+        "4",
+        "--peers",
+        "1@127.0.0.1:9401",
+        "--listen",
+        "127.0.0.1:9401",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not in --peers"), "{err}");
+    let (code, err) = run(&["--node-id", "1", "--peers", "1@localhost"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("HOST:PORT"), "{err}");
+}
+
+#[tokio::test]
+async fn a_single_broker_refuses_replication() {
+    let b = common::TestBroker::start(&[]);
+    let r = reqwest::Client::new()
+        .post(b.url("/v1/topics"))
+        .json(&json!({"name": "t", "replication_factor": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "invalid_replication_factor");
+    assert!(e["message"].as_str().unwrap().contains("--peers"), "{e}");
+}
