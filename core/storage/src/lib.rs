@@ -69,6 +69,7 @@
 mod checkpoint;
 mod cleaner;
 mod config;
+mod epochs;
 mod error;
 mod index;
 mod log;

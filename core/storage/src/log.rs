@@ -13,6 +13,7 @@ use sluice_record::{Batch, BatchHeader, Batches, set_base_offset, set_partition_
 
 use crate::checkpoint::{Checkpoint, sync_dir};
 use crate::config::{Durability, LogConfig};
+use crate::epochs::EpochCache;
 use crate::error::{Result, StorageError};
 use crate::segment::{self, NO_TIMESTAMP, Segment};
 
@@ -144,6 +145,8 @@ pub struct Log {
     sync: Mutex<SyncState>,
     synced: Condvar,
     pub(crate) upkeep: Mutex<Upkeep>,
+    /// Leader epochs and where each starts (replication); changed under the writer lock.
+    epochs: Mutex<EpochCache>,
     recovery: RecoveryReport,
     /// Set by [`Log::retire`]: the directory is being deleted; nothing may be written to it.
     retired: std::sync::atomic::AtomicBool,
@@ -252,6 +255,11 @@ impl Log {
             .clone();
         let log_start = *segments.keys().next().expect("at least one segment");
         let log_end = active.next_offset();
+        let mut epochs = EpochCache::open(&dir, log_end)?;
+        if epochs.latest().is_none() && log_end > log_start {
+            // Logs written before epochs were tracked hold epoch 0 (a single broker's).
+            epochs.assign(0, log_start)?;
+        }
         let log = Log {
             dir,
             config: RwLock::new(config),
@@ -276,6 +284,7 @@ impl Log {
                 cleaned_upto: 0,
                 last_compaction_ms: 0,
             }),
+            epochs: Mutex::new(epochs),
             recovery: report,
             retired: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
@@ -430,6 +439,18 @@ impl Log {
     ///
     /// Returns after the write; with [`Durability::Always`] after the fsync too.
     pub fn append(&self, batches: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+        self.append_batches(batches, Some(leader_epoch))
+    }
+
+    /// Appends batches a follower copied from its partition leader, as they are: their base
+    /// offsets and leader epochs are kept (offsets may have gaps where the leader compacted),
+    /// so the follower's log is byte for byte the leader's. The first batch must start at or
+    /// after the log end, and each batch after the previous one.
+    pub fn append_replicated(&self, batches: &mut [u8]) -> Result<AppendInfo> {
+        self.append_batches(batches, None)
+    }
+
+    fn append_batches(&self, batches: &mut [u8], leader_epoch: Option<i32>) -> Result<AppendInfo> {
         let config = self.config.read().clone();
         if batches.len() as u64 > config.max_append_bytes {
             return Err(StorageError::AppendTooLarge {
@@ -441,6 +462,8 @@ impl Log {
         let mut count = 0usize;
         let mut max_timestamp = NO_TIMESTAMP;
         let mut records_span = 0u64;
+        // Replicated batches: (first base offset, next offset after the last).
+        let mut replica_span: Option<(u64, u64)> = None;
         {
             let mut iter = Batches::new(batches);
             while let Some(batch) = iter.next() {
@@ -455,9 +478,22 @@ impl Log {
                     Self::check_keys(&batch, position)?;
                 }
                 let h = batch.header();
-                // An appended batch gets offsets base..base+count-1: it may not claim more
-                // (compaction's gaps only ever exist in batches the log itself rewrote).
-                if h.last_offset_delta != h.record_count - 1 {
+                if leader_epoch.is_none() {
+                    let base = h.base_offset as u64;
+                    if let Some((_, next)) = replica_span
+                        && base < next
+                    {
+                        return Err(StorageError::IncompleteAppend {
+                            reason: format!(
+                                "replicated batch at offset {base} overlaps the one before (which ends before {next})"
+                            ),
+                        });
+                    }
+                    let first = replica_span.map_or(base, |(f, _)| f);
+                    replica_span = Some((first, h.next_offset() as u64));
+                } else if h.last_offset_delta != h.record_count - 1 {
+                    // An appended batch gets offsets base..base+count-1: it may not claim more
+                    // (compaction's gaps only ever exist in batches the log itself rewrote).
                     return Err(StorageError::InvalidBatch {
                         position,
                         source: sluice_record::RecordError::BadOffsetDelta {
@@ -500,25 +536,48 @@ impl Log {
                 reason: reason.clone(),
             });
         }
-        let first_offset = self.log_end_offset();
-        let last_offset = first_offset + records_span - 1;
+        let log_end = self.log_end_offset();
+        let (first_offset, last_offset) = match replica_span {
+            Some((first, _)) if first < log_end => {
+                return Err(StorageError::IncompleteAppend {
+                    reason: format!(
+                        "replicated batches start at offset {first}, below the log end {log_end}; truncate first"
+                    ),
+                });
+            }
+            Some((first, next)) => (first, next - 1),
+            None => (log_end, log_end + records_span - 1),
+        };
         let mut rolled = false;
         if !w.active.fits(len, last_offset, &config) || self.roll_due(&w.active, &config) {
-            self.roll_locked(&mut w, first_offset, &config)?;
+            self.roll_locked(&mut w, log_end, &config)?;
             rolled = true;
         }
 
-        // Assign offsets.
         let mut next = first_offset;
-        let mut at = 0usize;
-        while at < batches.len() {
-            let total = Segment::batch_len(&batches[at..]).expect("validated above");
-            let b = &mut batches[at..at + total];
-            set_base_offset(b, next as i64);
-            set_partition_leader_epoch(b, leader_epoch);
-            let h = BatchHeader::parse(b).expect("validated above");
-            next = h.next_offset() as u64;
-            at += total;
+        if let Some(epoch) = leader_epoch {
+            // Assign offsets.
+            let mut at = 0usize;
+            while at < batches.len() {
+                let total = Segment::batch_len(&batches[at..]).expect("validated above");
+                let b = &mut batches[at..at + total];
+                set_base_offset(b, next as i64);
+                set_partition_leader_epoch(b, epoch);
+                let h = BatchHeader::parse(b).expect("validated above");
+                next = h.next_offset() as u64;
+                at += total;
+            }
+            self.epochs.lock().assign(epoch, first_offset)?;
+        } else {
+            // Keep the leader's offsets and epochs; note each new epoch where it starts.
+            let mut epochs = self.epochs.lock();
+            let mut at = 0usize;
+            while at < batches.len() {
+                let h = BatchHeader::parse(&batches[at..]).expect("validated above");
+                epochs.assign(h.partition_leader_epoch, h.base_offset as u64)?;
+                next = h.next_offset() as u64;
+                at += h.total_len();
+            }
         }
         debug_assert_eq!(next, last_offset + 1);
 
@@ -981,6 +1040,136 @@ impl Log {
             self.compact(now_ms)?;
         }
         Ok(())
+    }
+
+    /// The latest leader epoch that wrote into this log, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.lock().latest()
+    }
+
+    /// Where `epoch` ends in this log: the largest epoch ≤ `epoch` this log knows and the
+    /// first offset after it (the log end when it is the latest). `None` when `epoch` is older
+    /// than any this log knows. A follower truncates its log there before fetching.
+    pub fn epoch_end_offset(&self, epoch: i32) -> Option<(i32, u64)> {
+        let _w = self.writer.lock();
+        self.epochs
+            .lock()
+            .end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The leader epoch cache: (epoch, first offset) pairs.
+    pub fn epoch_entries(&self) -> Vec<(i32, u64)> {
+        self.epochs.lock().entries().to_vec()
+    }
+
+    /// Cuts the log back so that it ends at or before `offset`: segments starting at or after
+    /// it are deleted and the segment holding it is cut at the start of the batch that holds
+    /// `offset` (batches are never split, so the new log end may be a little lower). With
+    /// `offset` below the first segment, the log restarts empty at `offset`. The high
+    /// watermark and the leader epoch cache follow. Returns the new log end.
+    ///
+    /// A follower does this when its tail diverged from the leader's.
+    pub fn truncate_to(&self, offset: u64) -> Result<u64> {
+        let config = self.config();
+        let mut w = self.writer.lock();
+        if self.is_retired() {
+            return Err(StorageError::Failed {
+                path: self.dir.clone(),
+                reason: "the log was deleted".into(),
+            });
+        }
+        if let Some(reason) = &w.failed {
+            return Err(StorageError::Failed {
+                path: self.dir.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let log_end = self.log_end_offset();
+        if offset >= log_end {
+            return Ok(log_end);
+        }
+        let keep = {
+            let segs = self.segments.read();
+            segs.range(..offset).next_back().map(|(_, s)| s.clone())
+        };
+        let doomed: Vec<Arc<Segment>> = {
+            let mut segs = self.segments.write();
+            let bases: Vec<u64> = segs
+                .keys()
+                .copied()
+                .filter(|&b| keep.as_ref().is_none_or(|k| b >= k.base_offset))
+                .collect();
+            bases.iter().filter_map(|b| segs.remove(b)).collect()
+        };
+        w.pending_sync
+            .retain(|s| !doomed.iter().any(|d| d.base_offset == s.base_offset));
+        let new_active = match &keep {
+            Some(seg) => {
+                // Find the batch holding `offset` and cut the file at its start.
+                let size = seg.size();
+                let mut pos = seg.offsets.lookup(offset) as u64;
+                while pos < size {
+                    let h = seg.header_at(pos, size)?;
+                    if h.next_offset() as u64 > offset {
+                        break;
+                    }
+                    pos += h.total_len() as u64;
+                }
+                for d in doomed.iter().filter(|d| d.base_offset != seg.base_offset) {
+                    d.delete_files()?;
+                }
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&seg.log_path)
+                    .map_err(|e| StorageError::io("open segment to truncate", &seg.log_path, e))?;
+                file.set_len(pos)
+                    .map_err(|e| StorageError::io("truncate segment", &seg.log_path, e))?;
+                file.sync_all()
+                    .map_err(|e| StorageError::io("sync truncated segment", &seg.log_path, e))?;
+                let (reopened, _) =
+                    Segment::open_active(&self.dir, seg.base_offset, &config, None)?;
+                reopened
+            }
+            None => {
+                for d in &doomed {
+                    d.delete_files()?;
+                }
+                self.log_start.store(offset, Ordering::Release);
+                Segment::create(&self.dir, offset, &config)?
+            }
+        };
+        sync_dir(&self.dir)?;
+        let new_active = Arc::new(new_active);
+        let new_end = new_active.next_offset();
+        self.segments
+            .write()
+            .insert(new_active.base_offset, new_active.clone());
+        w.active = new_active.clone();
+        self.log_end.store(new_end, Ordering::Release);
+        if self.high_watermark() > new_end {
+            self.high_watermark.store(new_end, Ordering::Release);
+        }
+        {
+            let mut epochs = self.epochs.lock();
+            if keep.is_none() {
+                epochs.clear()?;
+            } else {
+                epochs.truncate_from(new_end)?;
+            }
+        }
+        {
+            let mut s = self.sync.lock();
+            s.durable_offset = s.durable_offset.min(new_end);
+        }
+        // The old checkpoint vouched for bytes that are gone: vouch for the new tail instead.
+        new_active.sync()?;
+        Checkpoint {
+            segment: new_active.base_offset,
+            prefix: new_active.trusted_prefix(),
+        }
+        .write(&self.dir, true)?;
+        tracing::info!(dir = %self.dir.display(), from = log_end, to = new_end, "log truncated");
+        Ok(new_end)
     }
 
     /// Marks the log as about to be deleted while other holders may still use it: appends fail,
