@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use sluice_broker::cluster::{
     BoxFuture, ClusterTransport, ControllerReply, ControllerRequest, NodeId, TypeConfig,
 };
+use sluice_broker::replica::{EpochEnd, ReplicaFetch, ReplicaFetched};
 use sluice_protocol::{ErrorBody, ErrorCode};
 
 use crate::serve::AppState;
@@ -37,6 +38,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/raft/vote", post(raft_vote))
         .route("/internal/v1/raft/snapshot", post(raft_snapshot))
         .route("/internal/v1/controller", post(controller))
+        .route("/internal/v1/replica/fetch", post(replica_fetch))
+        .route("/internal/v1/replica/epoch", post(replica_epoch))
 }
 
 fn cluster_of(state: &AppState) -> Result<&Arc<sluice_broker::cluster::Cluster>, ErrorBody> {
@@ -92,6 +95,43 @@ async fn controller(
         Ok(c) => c.handle(req).await,
         Err(e) => Err(e),
     })
+}
+
+/// The leader's answer header on a replica fetch: [`ReplicaFetched`] as JSON (the body is
+/// the batches).
+const FETCHED_HEADER: &str = "x-sluice-replica";
+
+async fn replica_fetch(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<ReplicaFetch>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.broker.replica_fetch(req).await {
+        Ok((meta, bytes)) => {
+            let header = serde_json::to_string(&meta).expect("serializes");
+            ([(FETCHED_HEADER, header)], bytes).into_response()
+        }
+        Err(e) => (
+            axum::http::StatusCode::from_u16(e.code.http_status())
+                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            Json(e),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize, Serialize)]
+struct EpochQuery {
+    topic: String,
+    partition: u32,
+    epoch: i32,
+}
+
+async fn replica_epoch(
+    State(state): State<Arc<AppState>>,
+    Json(q): Json<EpochQuery>,
+) -> Json<Result<EpochEnd, ErrorBody>> {
+    Json(state.broker.epoch_end(&q.topic, q.partition, q.epoch))
 }
 
 /// HTTP client for Raft RPCs and controller calls.
@@ -154,6 +194,77 @@ impl ClusterTransport for HttpTransport {
                 )),
             }
         })
+    }
+
+    fn replica_fetch(
+        &self,
+        addr: &str,
+        req: ReplicaFetch,
+    ) -> BoxFuture<'_, Result<(ReplicaFetched, Vec<u8>), ErrorBody>> {
+        let addr = addr.to_string();
+        Box::pin(async move { self.fetch_from(&addr, &req).await })
+    }
+
+    fn epoch_end(
+        &self,
+        addr: &str,
+        topic: &str,
+        partition: u32,
+        epoch: i32,
+    ) -> BoxFuture<'_, Result<EpochEnd, ErrorBody>> {
+        let addr = addr.to_string();
+        let q = EpochQuery {
+            topic: topic.to_string(),
+            partition,
+            epoch,
+        };
+        Box::pin(async move {
+            self.post::<_, Result<EpochEnd, ErrorBody>>(&addr, "replica/epoch", &q, None)
+                .await
+                .map_err(|e| unreachable(&addr, e))?
+        })
+    }
+}
+
+fn unreachable(addr: &str, e: reqwest::Error) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::NotLeader,
+        format!("cannot reach the partition leader at {addr}: {e}"),
+    )
+}
+
+impl HttpTransport {
+    async fn fetch_from(
+        &self,
+        addr: &str,
+        req: &ReplicaFetch,
+    ) -> Result<(ReplicaFetched, Vec<u8>), ErrorBody> {
+        let resp = self
+            .client
+            .post(format!("http://{addr}/internal/v1/replica/fetch"))
+            .timeout(Duration::from_millis(req.wait_ms + 5_000))
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| unreachable(addr, e))?;
+        if !resp.status().is_success() {
+            return Err(resp.json::<ErrorBody>().await.unwrap_or_else(|e| {
+                ErrorBody::new(ErrorCode::Internal, format!("bad answer from {addr}: {e}"))
+            }));
+        }
+        let meta: ReplicaFetched = resp
+            .headers()
+            .get(FETCHED_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| serde_json::from_str(v).ok())
+            .ok_or_else(|| {
+                ErrorBody::new(
+                    ErrorCode::Internal,
+                    format!("{addr} sent no {FETCHED_HEADER}"),
+                )
+            })?;
+        let bytes = resp.bytes().await.map_err(|e| unreachable(addr, e))?;
+        Ok((meta, bytes.to_vec()))
     }
 }
 

@@ -185,6 +185,10 @@ pub struct ServeArgs {
     /// ISR, in ms.
     #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
     pub replica_lag_time_max_ms: u64,
+    /// Longest an acks=all write waits for the in-sync replicas before it fails with
+    /// request_timed_out, in ms.
+    #[arg(long, env = "SLUICE_REPLICATION_TIMEOUT_MS", default_value_t = 30_000)]
+    pub replication_timeout_ms: u64,
     /// Log filter (tracing EnvFilter syntax), e.g. info, sluice=debug.
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
     pub log: String,
@@ -336,6 +340,7 @@ impl ServeArgs {
             },
             max_fetch_wait_ms: self.max_fetch_wait_ms,
             max_fetch_bytes: self.max_fetch_bytes,
+            replication_timeout_ms: self.replication_timeout_ms.max(1),
             groups: sluice_broker::GroupConfig {
                 min_session_timeout_ms: self.group_min_session_timeout_ms,
                 max_session_timeout_ms: self
@@ -352,7 +357,14 @@ impl ServeArgs {
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    // openraft logs every unreachable peer at warn/error, which is routine while a broker is
+    // down; its logs are opt-in (`--log info,openraft=info`).
+    let filter = if filter.contains("openraft") {
+        filter.to_string()
+    } else {
+        format!("{filter},openraft=off")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -449,3 +449,227 @@ async fn a_single_broker_refuses_replication() {
     assert_eq!(e["code"], "invalid_replication_factor");
     assert!(e["message"].as_str().unwrap().contains("--peers"), "{e}");
 }
+
+/// The leader of `topic`/`partition` as broker `via` sees it.
+async fn leader_of(c: &TestCluster, via: u32, topic_name: &str, partition: usize) -> Option<u32> {
+    let s = c.status(via).await;
+    topic(&s, topic_name)?["partitions"][partition]["leader"]
+        .as_u64()
+        .map(|l| l as u32)
+}
+
+/// Waits until every replica of `topic`/0 is in its ISR and has the same log end.
+async fn wait_in_sync(c: &TestCluster, via: u32, topic_name: &str, replicas: usize) -> Value {
+    c.wait_for(via, "a full ISR", |v| {
+        topic(v, topic_name)
+            .is_some_and(|t| t["partitions"][0]["isr"].as_array().map(Vec::len) == Some(replicas))
+    })
+    .await
+}
+
+/// The partition's segment files on broker `id`, concatenated in offset order.
+fn log_bytes(c: &TestCluster, id: u32, topic_name: &str) -> Vec<u8> {
+    let dir = c.nodes[id as usize - 1]
+        .dir
+        .path()
+        .join("data/topics")
+        .join(topic_name)
+        .join("0");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn acknowledged_records_survive_a_leader_killed_mid_write() {
+    let mut c = TestCluster::start(3);
+    c.wait_ready(1, 3).await;
+    let (s, body) = c
+        .post(
+            1,
+            "/v1/topics",
+            json!({"name": "r", "partitions": 1, "replication_factor": 3}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    wait_in_sync(&c, 1, "r", 3).await;
+    let first_leader = leader_of(&c, 1, "r", 0).await.unwrap();
+
+    // Produce with acks=all, one record per request, following the leader on errors; keep
+    // every acknowledged (offset, value).
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    let mut leader = first_leader;
+    let mut killed_at: Option<Instant> = None;
+    let mut failover = None;
+    let mut i = 0;
+    while acked.len() < 300 {
+        if acked.len() == 150 && killed_at.is_none() {
+            c.kill(first_leader);
+            killed_at = Some(Instant::now());
+        }
+        let value = format!("v{i}");
+        let r = c
+            .http
+            .post(c.url(leader, "/v1/topics/r/records?acks=all"))
+            .timeout(Duration::from_secs(5))
+            .json(&json!({"records": [{"value": value}]}))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status() == 200 => {
+                let v: Value = r.json().await.unwrap();
+                acked.push((v["offsets"][0]["offset"].as_u64().unwrap(), value));
+                i += 1;
+                if let (Some(k), None) = (killed_at, failover) {
+                    failover = Some(k.elapsed());
+                }
+            }
+            _ => {
+                // Not the leader, or gone: ask a live broker who leads now.
+                let via = (1..=3)
+                    .find(|b| *b != first_leader || killed_at.is_none())
+                    .unwrap();
+                if let Some(l) = leader_of(&c, via, "r", 0).await
+                    && (killed_at.is_none() || l != first_leader)
+                {
+                    leader = l;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let failover = failover.expect("writes resumed after the kill");
+    eprintln!("leader {first_leader} killed: writes resumed on {leader} after {failover:?}");
+    assert_ne!(leader, first_leader);
+
+    // Every acknowledged record is at its offset on the new leader.
+    let mut offsets: Vec<u64> = acked.iter().map(|(o, _)| *o).collect();
+    offsets.sort();
+    offsets.dedup();
+    assert_eq!(offsets.len(), acked.len(), "two acks for one offset");
+    let mut at = 0;
+    let mut stored = BTreeMap::new();
+    loop {
+        let (s, body) = c
+            .get(
+                leader,
+                &format!("/v1/topics/r/partitions/0/records?offset={at}&wait_ms=0"),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+        // An empty answer leaves `records` out.
+        let Some(recs) = body["records"].as_array().filter(|r| !r.is_empty()) else {
+            break;
+        };
+        for r in recs {
+            stored.insert(r["offset"].as_u64().unwrap(), r["value"].clone());
+        }
+        at = body["next_offset"].as_u64().unwrap();
+    }
+    for (offset, value) in &acked {
+        assert_eq!(
+            stored.get(offset).and_then(|v| v.as_str()),
+            Some(value.as_str()),
+            "acknowledged record at {offset} lost or changed"
+        );
+    }
+
+    // The killed broker comes back: it truncates, catches up and rejoins the ISR; then all
+    // three logs are byte-identical.
+    c.restart(first_leader);
+    let survivor = (1..=3).find(|b| *b != first_leader).unwrap();
+    wait_in_sync(&c, survivor, "r", 3).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ends: Vec<Value> = futures_lite(&c).await;
+        if ends.iter().all(|e| *e == ends[0]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas never converged: {ends:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs: Vec<Vec<u8>> = (1..=3).map(|id| log_bytes(&c, id, "r")).collect();
+    assert!(!logs[0].is_empty());
+    assert_eq!(logs[0], logs[1], "replicas 1 and 2 differ");
+    assert_eq!(logs[0], logs[2], "replicas 1 and 3 differ");
+}
+
+/// (log end, high watermark) of r/0 on each broker.
+async fn futures_lite(c: &TestCluster) -> Vec<Value> {
+    let mut out = Vec::new();
+    for id in 1..=3 {
+        let (_, t) = c.get(id, "/v1/topics/r").await;
+        out.push(json!([
+            t["partitions"][0]["log_end_offset"],
+            t["partitions"][0]["high_watermark"]
+        ]));
+    }
+    out
+}
+
+#[tokio::test]
+async fn min_insync_replicas_refuses_acks_all_but_not_acks_1() {
+    // Five brokers, so the metadata quorum survives two of them dying.
+    let mut c = TestCluster::start(5);
+    c.wait_ready(1, 5).await;
+    let (s, body) = c
+        .post(
+            1,
+            "/v1/topics",
+            json!({"name": "m", "partitions": 1, "replication_factor": 3,
+                   "configs": {"min.insync.replicas": "2"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let status = wait_in_sync(&c, 1, "m", 3).await;
+    let p = &topic(&status, "m").unwrap()["partitions"][0];
+    let leader = p["leader"].as_u64().unwrap() as u32;
+    let followers: Vec<u32> = p["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_u64().unwrap() as u32)
+        .filter(|r| *r != leader)
+        .collect();
+    let base = c.url(leader, "/v1/topics/m/records?acks=");
+    let http = c.http.clone();
+    let produce = |acks: &'static str| {
+        let url = format!("{base}{acks}");
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({"records": [{"value": "x"}]}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(produce("all").await.0, 200);
+    for f in &followers {
+        c.kill(*f);
+    }
+    c.wait_for(leader, "the ISR down to the leader", |v| {
+        topic(v, "m").is_some_and(|t| t["partitions"][0]["isr"].as_array().map(Vec::len) == Some(1))
+    })
+    .await;
+    let (s, e) = produce("all").await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (503, Some("not_enough_replicas")),
+        "{e}"
+    );
+    let (s, body) = produce("1").await;
+    assert_eq!(s, 200, "{body}");
+}

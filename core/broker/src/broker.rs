@@ -17,6 +17,7 @@ use sluice_storage::{
 };
 
 mod clustered;
+mod replication;
 
 use crate::group::{GroupConfig, Groups, OFFSETS_TOPIC};
 use crate::plugins::{PluginDescription, Plugins};
@@ -44,6 +45,8 @@ pub struct BrokerConfig {
     pub max_fetch_bytes: u64,
     /// Consumer group settings.
     pub groups: GroupConfig,
+    /// Longest an acks=all write waits for the in-sync replicas, in ms (cluster mode).
+    pub replication_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -58,6 +61,7 @@ impl Default for BrokerConfig {
             max_fetch_wait_ms: 30_000,
             max_fetch_bytes: 64 << 20,
             groups: GroupConfig::default(),
+            replication_timeout_ms: 30_000,
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct Broker {
     /// Set in cluster mode: topics follow the replicated metadata.
     pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     reconcile_lock: tokio::sync::Mutex<()>,
+    /// The broker itself, for tasks it spawns (set in cluster mode).
+    self_ref: std::sync::OnceLock<std::sync::Weak<Broker>>,
 }
 
 type CachedPartitioner = (
@@ -267,6 +273,7 @@ impl Broker {
             partitioners: Default::default(),
             cluster: Default::default(),
             reconcile_lock: Default::default(),
+            self_ref: Default::default(),
         })
     }
 
@@ -726,38 +733,47 @@ impl Broker {
             debug_assert!(Batches::new(&out).all(|b| b.is_ok_and(|b| b.as_bytes().len() <= max)));
             jobs.push((topic.partition(p)?, out, idx));
         }
+        // Every partition must take the write before any is written.
+        let mut epochs = Vec::with_capacity(jobs.len());
+        for (partition, _, _) in &jobs {
+            epochs.push(self.check_writable(&topic, partition, acks)?);
+        }
         let mut pending = Vec::new();
-        for (partition, mut bytes, idx) in jobs {
+        for ((partition, mut bytes, idx), epoch) in jobs.into_iter().zip(epochs) {
             let part = partition.clone();
             let task = tokio::task::spawn_blocking(move || {
-                let r = part.log.append(&mut bytes, 0);
+                let r = part.log.append(&mut bytes, epoch);
                 if r.is_ok() {
                     part.advance_high_watermark();
                 }
                 r
             });
-            pending.push((partition.id, task, idx));
+            pending.push((partition, epoch, task, idx));
         }
         if acks == Acks::None {
             tokio::spawn(async move {
-                for (p, task, _) in pending {
+                for (p, _, task, _) in pending {
                     if let Ok(Err(e)) = task.await {
-                        tracing::warn!(partition = p, error = %e, "acks=0 produce failed");
+                        tracing::warn!(partition = p.id, error = %e, "acks=0 produce failed");
                     }
                 }
             });
             return Ok(ProduceResponse { offsets: vec![] });
         }
-        for (p, task, idx) in pending {
+        for (part, epoch, task, idx) in pending {
             let info = task
                 .await
                 .map_err(|e| {
                     ErrorBody::new(ErrorCode::Internal, format!("append task failed: {e}"))
                 })?
                 .map_err(storage_error)?;
+            if acks == Acks::All {
+                self.wait_replicated(&topic.name, &part, info.log_end_offset, epoch)
+                    .await?;
+            }
             for (k, &i) in idx.iter().enumerate() {
                 offsets[i] = RecordOffset {
-                    partition: p,
+                    partition: part.id,
                     offset: info.first_offset + k as u64,
                 };
             }
@@ -814,10 +830,12 @@ impl Broker {
             }
         };
         let part = topic.partition(partition)?;
+        let epoch = self.check_writable(&topic, &part, acks)?;
+        let writer = part.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let r = part.log.append(&mut batches, 0);
+            let r = writer.log.append(&mut batches, epoch);
             if r.is_ok() {
-                part.advance_high_watermark();
+                writer.advance_high_watermark();
             }
             r
         });
@@ -828,6 +846,10 @@ impl Broker {
             .await
             .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("append task failed: {e}")))?
             .map_err(storage_error)?;
+        if acks == Acks::All {
+            self.wait_replicated(&topic.name, &part, info.log_end_offset, epoch)
+                .await?;
+        }
         Ok(ProduceResponse {
             offsets: vec![RecordOffset {
                 partition,
@@ -880,6 +902,7 @@ impl Broker {
         max_wait_ms: u64,
     ) -> Result<Fetched, ErrorBody> {
         let part = self.topic(topic)?.partition(partition)?;
+        self.check_readable(topic, &part)?;
         let max_bytes = max_bytes.clamp(1, self.config.max_fetch_bytes) as usize;
         let wait = Duration::from_millis(max_wait_ms.min(self.config.max_fetch_wait_ms));
         let mut hw = part.watch_high_watermark();

@@ -29,6 +29,7 @@ mod broker;
 pub mod cluster;
 pub mod group;
 mod plugins;
+pub mod replica;
 mod topic;
 
 pub use broker::{Broker, BrokerConfig, Fetched};

@@ -20,6 +20,12 @@ pub const PARTITIONER: &str = "partitioner";
 /// Prefix of the partitioner's parameters (`partitioner.param.region-map=...`).
 pub const PARTITIONER_PARAM: &str = "partitioner.param.";
 
+/// Topic setting: fewest in-sync replicas an acks=all write needs (default 1).
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+/// Topic setting: may an out-of-sync replica become leader when no in-sync one is alive
+/// (losing acknowledged records)? Default false.
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
 /// Default of [`MAX_MESSAGE_BYTES`]: 1 MiB, as Kafka.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 1 << 20;
 
@@ -30,6 +36,10 @@ pub struct TopicSettings {
     pub log: LogConfig,
     /// Largest record batch, in bytes.
     pub max_message_bytes: u64,
+    /// Fewest in-sync replicas for an acks=all write.
+    pub min_insync_replicas: u16,
+    /// Unclean leader election allowed.
+    pub unclean_leader_election: bool,
     /// Settings set explicitly on this topic (persisted), by name.
     pub overrides: BTreeMap<String, String>,
 }
@@ -42,7 +52,38 @@ impl TopicSettings {
     ) -> Result<TopicSettings, ErrorBody> {
         let mut log = defaults.clone();
         let mut max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
+        let mut min_insync_replicas = 1u16;
+        let mut unclean_leader_election = false;
         for (k, v) in &overrides {
+            if k == MIN_INSYNC_REPLICAS {
+                min_insync_replicas = v
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        ErrorBody::new(
+                            ErrorCode::InvalidConfig,
+                            format!(
+                                "invalid setting {k}: `{v}` must be a whole number from 1 to 65535"
+                            ),
+                        )
+                    })?;
+                continue;
+            }
+            if k == UNCLEAN_LEADER_ELECTION {
+                unclean_leader_election = match v.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ErrorBody::new(
+                            ErrorCode::InvalidConfig,
+                            format!("invalid setting {k}: `{v}` must be true or false"),
+                        ));
+                    }
+                };
+                continue;
+            }
             if k == PARTITIONER || k.starts_with(PARTITIONER_PARAM) {
                 // Checked against the plugin registry by the broker.
                 continue;
@@ -69,6 +110,8 @@ impl TopicSettings {
         Ok(TopicSettings {
             log,
             max_message_bytes,
+            min_insync_replicas,
+            unclean_leader_election,
             overrides,
         })
     }
@@ -96,6 +139,14 @@ impl TopicSettings {
         out.insert(
             MAX_MESSAGE_BYTES.to_string(),
             self.max_message_bytes.to_string(),
+        );
+        out.insert(
+            MIN_INSYNC_REPLICAS.to_string(),
+            self.min_insync_replicas.to_string(),
+        );
+        out.insert(
+            UNCLEAN_LEADER_ELECTION.to_string(),
+            self.unclean_leader_election.to_string(),
         );
         out
     }
@@ -139,22 +190,66 @@ pub struct Partition {
     /// The log.
     pub log: Arc<Log>,
     hw: watch::Sender<u64>,
+    leo: watch::Sender<u64>,
+    /// Replication role on this broker.
+    pub(crate) role: parking_lot::Mutex<crate::replica::Role>,
 }
 
 impl Partition {
     pub(crate) fn new(id: u32, log: Arc<Log>) -> Partition {
         let (hw, _) = watch::channel(log.high_watermark());
-        Partition { id, log, hw }
+        let (leo, _) = watch::channel(log.log_end_offset());
+        Partition {
+            id,
+            log,
+            hw,
+            leo,
+            role: parking_lot::Mutex::new(crate::replica::Role::Standalone),
+        }
     }
 
-    /// Moves the high watermark to the log end and wakes waiting readers.
+    /// After an append: publishes the new log end and moves the high watermark as the role
+    /// allows (standalone: to the log end; leader: to the lowest LEO of the ISR).
     pub(crate) fn advance_high_watermark(&self) {
-        let hw = self.log.set_high_watermark(self.log.log_end_offset());
+        let leo = self.log.log_end_offset();
+        self.leo.send_if_modified(|v| {
+            let changed = *v != leo;
+            *v = leo;
+            changed
+        });
+        self.update_high_watermark();
+    }
+
+    /// Recomputes the high watermark from the role (after an append, a follower's fetch, an
+    /// ISR change).
+    pub(crate) fn update_high_watermark(&self) {
+        let leo = self.log.log_end_offset();
+        let target = match &*self.role.lock() {
+            crate::replica::Role::Standalone => leo,
+            crate::replica::Role::Leader(s) => s.isr_min_leo(leo).max(self.log.high_watermark()),
+            _ => return,
+        };
+        self.publish_high_watermark(target);
+    }
+
+    /// Sets the high watermark (clamped to the log) and wakes waiting readers.
+    pub(crate) fn publish_high_watermark(&self, target: u64) {
+        let hw = self.log.set_high_watermark(target);
         self.hw.send_if_modified(|v| {
             let changed = *v != hw;
             *v = hw;
             changed
         });
+    }
+
+    /// A receiver that changes when the log end moves (followers' long-polls wait on it).
+    pub fn watch_log_end(&self) -> watch::Receiver<u64> {
+        self.leo.subscribe()
+    }
+
+    /// The replication role on this broker: standalone, leader, follower or offline.
+    pub fn role_name(&self) -> &'static str {
+        self.role.lock().name()
     }
 
     /// Wakes everyone waiting on the high watermark (the partition is going away: their next

@@ -16,7 +16,8 @@ use crate::topic::{TopicManifest, TopicSettings};
 
 impl Broker {
     /// Puts this broker in cluster mode (once, at start-up, before it serves requests).
-    pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
+    pub fn attach_cluster(self: &Arc<Self>, cluster: Arc<Cluster>) {
+        let _ = self.self_ref.set(Arc::downgrade(self));
         if self.cluster.set(cluster).is_err() {
             tracing::warn!("attach_cluster called twice; keeping the first cluster");
         }
@@ -181,6 +182,7 @@ impl Broker {
                 tracing::error!(topic = %name, error = %e.message, "cannot delete a topic the cluster deleted");
             }
         }
+        self.apply_roles(meta);
     }
 
     /// Follows the metadata until `stop` turns true: every applied change is reconciled.
@@ -189,11 +191,21 @@ impl Broker {
             return;
         };
         let mut rx = cluster.watch();
+        let mut isr_tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        isr_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = true;
         loop {
-            let view = rx.borrow_and_update().clone();
-            self.reconcile(&view).await;
+            if dirty {
+                let view = rx.borrow_and_update().clone();
+                self.reconcile(&view).await;
+                dirty = false;
+            }
             tokio::select! {
-                r = rx.changed() => if r.is_err() { return },
+                r = rx.changed() => {
+                    if r.is_err() { return }
+                    dirty = true;
+                }
+                _ = isr_tick.tick() => self.maintain_isr().await,
                 _ = stop.changed() => return,
             }
         }

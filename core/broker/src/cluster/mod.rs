@@ -138,6 +138,22 @@ pub trait ClusterTransport: Send + Sync + 'static {
         addr: &str,
         req: ControllerRequest,
     ) -> BoxFuture<'_, Result<ControllerReply, ErrorBody>>;
+
+    /// A follower's fetch from the partition leader at `addr`.
+    fn replica_fetch(
+        &self,
+        addr: &str,
+        req: crate::replica::ReplicaFetch,
+    ) -> BoxFuture<'_, Result<(crate::replica::ReplicaFetched, Vec<u8>), ErrorBody>>;
+
+    /// Asks the partition leader at `addr` where `epoch` ends in its log.
+    fn epoch_end(
+        &self,
+        addr: &str,
+        topic: &str,
+        partition: u32,
+        epoch: i32,
+    ) -> BoxFuture<'_, Result<crate::replica::EpochEnd, ErrorBody>>;
 }
 
 /// What the controller decides a topic looks like (validation of the name and settings
@@ -224,6 +240,11 @@ impl Cluster {
     /// Settings.
     pub fn config(&self) -> &ClusterConfig {
         &self.config
+    }
+
+    /// The transport to other brokers.
+    pub fn transport(&self) -> &Arc<dyn ClusterTransport> {
+        &self.transport
     }
 
     /// This broker's id.
