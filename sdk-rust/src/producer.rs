@@ -546,12 +546,28 @@ impl Inner {
         {
             return Ok(*m);
         }
-        let answer = self
-            .client
-            .request(Request::DescribeTopic {
-                topic: topic.to_string(),
-            })
-            .await?;
+        // A connection lost under the request (a broker restart) is retried with backoff
+        // within the request timeout, as produce requests are.
+        let deadline = tokio::time::Instant::now() + self.client.options().request_timeout();
+        let mut backoff = self.client.options().backoff();
+        let answer = loop {
+            match self
+                .client
+                .request(Request::DescribeTopic {
+                    topic: topic.to_string(),
+                })
+                .await
+            {
+                Err(e) if e.is_retriable() => {
+                    let delay = backoff.next_delay();
+                    if tokio::time::Instant::now() + delay >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                answer => break answer?,
+            }
+        };
         let Response::Topic(description) = answer else {
             return Err(unexpected("describe_topic", &answer));
         };
