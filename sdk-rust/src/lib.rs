@@ -78,7 +78,7 @@ pub use client::{Client, ClientOptions};
 pub use consumer::{Consumer, ConsumerOptions};
 pub use error::{Error, Result};
 pub use group::{Assignor, OffsetReset, Rebalance};
-pub use producer::{Producer, ProducerOptions, SendHandle};
+pub use producer::{Producer, ProducerOptions, ROUTED_BY_BROKER, SendHandle};
 pub use record::{Header, ProducerRecord, Record, RecordMetadata};
 pub use sluice_protocol::ErrorCode;
 /// Kafka's default partitioner (murmur2 of the key, modulo the partition count), as the

@@ -463,3 +463,75 @@ async fn a_paused_group_partition_keeps_its_committed_position() {
     assert_eq!(next(&mut consumer).await.offset, 3);
     consumer.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn the_producer_lets_the_broker_route_topics_with_a_partitioner_plugin() {
+    let broker = TestBroker::start(&[]);
+    let client = broker.client().await;
+    let admin = client.admin();
+    admin
+        .upload_plugin("by-region", example_plugin("json_partitioner"))
+        .await
+        .expect("upload");
+    admin
+        .create_topic(
+            NewTopic::new("orders")
+                .partitions(3)
+                .config("partitioner", "by-region")
+                .config("partitioner.param.route.eu", "1")
+                .config("partitioner.param.route.us", "2")
+                .config("partitioner.param.default", "0"),
+        )
+        .await
+        .expect("create");
+    let producer = client.producer(ProducerOptions::new().linger_ms(20));
+    let mut handles = Vec::new();
+    for (i, region) in ["eu", "us", "ap", "eu", "us", "eu"].iter().enumerate() {
+        // Keys that murmur2 would spread elsewhere: the plugin decides, not the key.
+        let record = ProducerRecord::new("orders", format!(r#"{{"region":"{region}","n":{i}}}"#))
+            .with_key(format!("key-{i}"));
+        let h = producer.send(record).await.expect("send");
+        assert_eq!(h.partition(), sluice_client::ROUTED_BY_BROKER);
+        handles.push((*region, h));
+    }
+    // An explicit partition still wins.
+    let explicit = producer
+        .send(ProducerRecord::new("orders", r#"{"region":"eu"}"#).with_partition(2))
+        .await
+        .expect("send");
+    let mut expected: BTreeMap<(u32, u64), &str> = BTreeMap::new();
+    for (region, h) in handles {
+        let m = h.await.expect("produced");
+        let want = match region {
+            "eu" => 1,
+            "us" => 2,
+            _ => 0,
+        };
+        assert_eq!(m.partition, want, "{region}");
+        expected.insert((m.partition, m.offset.expect("offset")), region);
+    }
+    let m = explicit.await.expect("produced");
+    assert_eq!(m.partition, 2);
+    producer.close().await.expect("close");
+    assert_eq!(
+        expected.keys().map(|k| k.0).collect::<Vec<_>>(),
+        [0, 1, 1, 1, 2, 2]
+    );
+    // The records are where the answers said.
+    let mut consumer = client
+        .consumer(ConsumerOptions::new(["orders"]).start(StartFrom::Earliest))
+        .await
+        .expect("consumer");
+    let mut got = BTreeMap::new();
+    for _ in 0..7 {
+        let r = next(&mut consumer).await;
+        got.insert((r.partition, r.offset), value(&r));
+    }
+    for ((p, o), region) in expected {
+        assert!(
+            got[&(p, o)].contains(&format!(r#""region":"{region}""#)),
+            "{p}/{o}: {}",
+            got[&(p, o)]
+        );
+    }
+}

@@ -97,6 +97,14 @@ impl TopicSettings {
             MAX_MESSAGE_BYTES.to_string(),
             self.max_message_bytes.to_string(),
         );
+        // The partitioner plugin and its parameters, when set: clients route by them (the SDK
+        // leaves such topics' records to the broker).
+        out.extend(
+            self.overrides
+                .iter()
+                .filter(|(k, _)| *k == PARTITIONER || k.starts_with(PARTITIONER_PARAM))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         out
     }
 }
