@@ -1503,6 +1503,13 @@ class BrokerPage {
         h('td', {}, d.partitions.map((p, i) => h('span', { class: 'chip', 'data-partition': p.partition, 'data-leader': leaders[i] ?? '', title: `partition ${p.partition}`, text: `P${p.partition} → ${leaders[i] === null ? 'unknown' : `broker ${leaders[i]}`}` }))));
     });
     this.leaders.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 3, class: 'empty', text: 'No topics.' }))]));
+    this.filter(this.filterText || '');
+  }
+
+  /** The search box narrows the partition leaders to matching topics. */
+  filter(text) {
+    this.filterText = text.toLowerCase();
+    for (const tr of this.leaders.querySelectorAll('tr[data-topic]')) tr.hidden = !tr.dataset.topic.toLowerCase().includes(this.filterText);
   }
 
   totals() {

@@ -382,6 +382,13 @@ test('broker page: health, readiness, version, brokers', async () => {
   assert.equal(await page.textContent('#broker-version'), cluster.brokers[0].version);
   assert.equal(await page.textContent('#brokers-table tr[data-broker="0"] td:nth-child(2)'), broker.addr);
   await eventually('totals from /metrics', async () => Number(await page.textContent('#broker-topics')) >= 4);
+  // Partition leaders: on one broker, that broker leads each partition of every topic.
+  await eventually('the leaders of orders', async () => (await page.$$('#leaders-table tr[data-topic="orders"] .chip[data-leader="0"]')).length === 3);
+  assert.equal((await page.$$('#leaders-table tr[data-topic="orders"] .chip')).length, 3);
+  await page.keyboard.press('/');
+  await page.keyboard.type('orde');
+  await eventually('the leaders narrowed to orders', async () => (await page.$$eval('#leaders-table tr[data-topic]:not([hidden])', (trs) => trs.map((tr) => tr.dataset.topic))).join() === 'orders');
+  await page.keyboard.press('Escape');
   // Help and Esc.
   await page.keyboard.press('?');
   await page.waitForSelector('#help[open]');
