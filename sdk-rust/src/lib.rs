@@ -12,7 +12,8 @@
 //!   (list, describe with lag per partition, reset offsets, delete) and plugins (upload a
 //!   `.wasm` module, list, describe, delete).
 //! - [`Producer`]: routes records on the client (explicit partition > murmur2 key, as Kafka >
-//!   sticky partition per batch), batches them per partition, keeps each partition's order,
+//!   sticky partition per batch; the broker routes topics with a partitioner plugin),
+//!   batches them per partition, keeps each partition's order,
 //!   retries what can be retried. [`Producer::send`] returns a [`SendHandle`], a future of
 //!   the record's [`RecordMetadata`].
 //! - [`Consumer`]: a [`Stream`](futures_util::Stream) of [`Record`]s from broker
