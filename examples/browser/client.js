@@ -256,6 +256,7 @@ class RecordQueue {
   constructor() {
     this._items = [];
     this._head = 0;
+    this._records = 0; // entries that are records (the others are position markers)
     this._waiters = [];
     this._error = null;
     this._ended = false;
@@ -266,8 +267,16 @@ class RecordQueue {
     return this._items.length - this._head;
   }
 
+  /** Records waiting. */
+  get records() {
+    return this._records;
+  }
+
   put(entries) {
-    for (const e of entries) this._items.push(e);
+    for (const e of entries) {
+      this._items.push(e);
+      if (e.record) this._records++;
+    }
     this._wake();
   }
 
@@ -275,6 +284,7 @@ class RecordQueue {
   drop(pred) {
     this._items = this._items.slice(this._head).filter((e) => !pred(e));
     this._head = 0;
+    this._records = this._items.reduce((n, e) => n + (e.record ? 1 : 0), 0);
   }
 
   fail(error) {
@@ -292,6 +302,7 @@ class RecordQueue {
     if (this._head >= this._items.length) return undefined;
     const e = this._items[this._head];
     this._items[this._head++] = undefined;
+    if (e.record) this._records--;
     if (this._head > 1024 && this._head * 2 > this._items.length) {
       this._items = this._items.slice(this._head);
       this._head = 0;
@@ -999,7 +1010,7 @@ export class Subscription {
 
   /** Records received but not yet taken by the application. */
   get buffered() {
-    return this._queue.length;
+    return this._queue.records;
   }
 
   next() {
@@ -1341,6 +1352,11 @@ export class GroupMember extends Emitter {
     try {
       ws.send(JSON.stringify({ id: this._client._nextId++, op: 'group_heartbeat', group: this.group, member_id: this.memberId, member_epoch: -1 }));
     } catch { /* the page is going away anyway */ }
+  }
+
+  /** Records received for this member's partitions but not yet taken by the application. */
+  get buffered() {
+    return this._queue.records;
   }
 
   /** Commits (with autoCommit), gives the partitions back (onRevoke) and leaves the group. */
