@@ -1224,7 +1224,8 @@ class GroupPage {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Plugins: the registry over HTTP (/v1/plugins; the WebSocket protocol has no plugin ops).
+// Plugins: the registry over HTTP (/v1/plugins), whose list also names the topics routing with
+// each partitioner (`partitioner_of`), and whose PUT takes the chosen File as the body as it is.
 
 /** An HTTP call to the broker's API: the JSON answer, or a thrown `{code, message}` error. */
 async function api(method, path, body) {
