@@ -11,7 +11,8 @@
 // What it does: the hello handshake, correlation ids (one promise per request, answers in any
 // order), typed errors (`SluiceError` with the protocol's `.code`), subscriptions as async
 // iterables under credit-based flow control (credit is granted back as the application takes
-// records), consumer-group membership (heartbeats, assignment pushes, revoke-then-report,
+// records), filter plugins run by the broker on a subscription's or fetch's records,
+// consumer-group membership (heartbeats, assignment pushes, revoke-then-report,
 // offset commits, leave on close), and reconnection with backoff that resumes every
 // subscription from the offset after the last record it delivered.
 //
@@ -33,7 +34,8 @@ const SERVER_CODES = new Set([
   'internal_topic', 'record_too_large', 'request_too_large', 'invalid_records',
   'offset_out_of_range', 'too_many_connections', 'too_many_requests', 'unknown_subscription',
   'key_required', 'unknown_group', 'unknown_member', 'fenced_member_epoch', 'group_not_empty',
-  'shutting_down', 'storage_error', 'internal',
+  'unknown_plugin', 'invalid_plugin', 'plugin_failed', 'shutting_down', 'storage_error',
+  'internal',
 ]);
 
 /** Operations the broker handles in order and does not count against max_in_flight. */
@@ -153,6 +155,34 @@ function wireFrom(from) {
   throw new SluiceError('bad_request', `from must be 'earliest', 'latest', {offset} or {timestamp}, not ${JSON.stringify(from)}`);
 }
 
+/** Most filter parameters this client sends. */
+const MAX_FILTER_PARAMS = 64;
+
+/**
+ * A filter as the protocol wants it (`{plugin, params}` with string values, §10.2), from a
+ * plugin name or `{plugin, params}`; `undefined` for none. Parameter values are sent as text
+ * (numbers and booleans as their JSON text).
+ */
+function wireFilter(filter) {
+  if (filter === undefined || filter === null) return undefined;
+  const spec = typeof filter === 'string' ? { plugin: filter } : filter;
+  if (typeof spec !== 'object' || typeof spec.plugin !== 'string' || !spec.plugin) {
+    throw new SluiceError('bad_request', `filter must be a plugin name or {plugin, params}, not ${JSON.stringify(filter)}`);
+  }
+  const entries = spec.params instanceof Map ? [...spec.params] : Object.entries(spec.params || {});
+  if (entries.length > MAX_FILTER_PARAMS) {
+    throw new SluiceError('bad_request', `a filter takes at most ${MAX_FILTER_PARAMS} parameters, not ${entries.length}`);
+  }
+  const params = {};
+  for (const [k, v] of entries) {
+    if (typeof v === 'object' && v !== null) {
+      throw new SluiceError('bad_request', `filter parameter ${JSON.stringify(k)} must be text, a number or a boolean`);
+    }
+    params[k] = String(v);
+  }
+  return { plugin: spec.plugin, params };
+}
+
 /** The WebSocket URL for `url`: default from the page's location; http(s) bases accepted. */
 function wsUrl(url) {
   const loc = globalThis.location;
@@ -226,17 +256,27 @@ class RecordQueue {
   constructor() {
     this._items = [];
     this._head = 0;
+    this._records = 0; // entries that are records (the others are position markers)
     this._waiters = [];
     this._error = null;
     this._ended = false;
   }
 
+  /** Entries waiting (records and position markers). */
   get length() {
     return this._items.length - this._head;
   }
 
+  /** Records waiting. */
+  get records() {
+    return this._records;
+  }
+
   put(entries) {
-    for (const e of entries) this._items.push(e);
+    for (const e of entries) {
+      this._items.push(e);
+      if (e.record) this._records++;
+    }
     this._wake();
   }
 
@@ -244,6 +284,7 @@ class RecordQueue {
   drop(pred) {
     this._items = this._items.slice(this._head).filter((e) => !pred(e));
     this._head = 0;
+    this._records = this._items.reduce((n, e) => n + (e.record ? 1 : 0), 0);
   }
 
   fail(error) {
@@ -261,6 +302,7 @@ class RecordQueue {
     if (this._head >= this._items.length) return undefined;
     const e = this._items[this._head];
     this._items[this._head++] = undefined;
+    if (e.record) this._records--;
     if (this._head > 1024 && this._head * 2 > this._items.length) {
       this._items = this._items.slice(this._head);
       this._head = 0;
@@ -268,8 +310,17 @@ class RecordQueue {
     return e;
   }
 
+  /** The next record entry; position markers on the way are applied and skipped. */
+  _takeRecord() {
+    for (;;) {
+      const e = this._take();
+      if (!e || e.record) return e;
+      e.sub._taken(e);
+    }
+  }
+
   next() {
-    const e = this._take();
+    const e = this._takeRecord();
     if (e) {
       e.sub._taken(e);
       return Promise.resolve({ value: e.record, done: false });
@@ -286,7 +337,7 @@ class RecordQueue {
 
   _wake() {
     while (this._waiters.length) {
-      const e = this._take();
+      const e = this._takeRecord();
       const w = this._waiters.shift();
       if (e) {
         e.sub._taken(e);
@@ -619,11 +670,17 @@ export class Client extends Emitter {
     return ok.offsets;
   }
 
-  /** Reads records of one partition from `offset` (long-polls up to `maxWaitMs`). */
-  async fetch(topic, partition, offset, { maxBytes, maxWaitMs } = {}) {
+  /**
+   * Reads records of one partition from `offset` (long-polls up to `maxWaitMs`). With
+   * `filter` (a plugin name or `{plugin, params}`) only the records the plugin keeps come back,
+   * and `nextOffset` is past the dropped ones.
+   */
+  async fetch(topic, partition, offset, { maxBytes, maxWaitMs, filter } = {}) {
     const fields = { topic, partition, offset };
     if (maxBytes !== undefined) fields.max_bytes = maxBytes;
     if (maxWaitMs !== undefined) fields.max_wait_ms = maxWaitMs;
+    const f = wireFilter(filter);
+    if (f) fields.filter = f;
     const ok = await this.request('fetch', fields);
     return {
       records: (ok.records || []).map((r) => decodeRecord(topic, partition, r)),
@@ -638,7 +695,8 @@ export class Client extends Emitter {
    * records `{topic, partition, offset, timestamp, key, value, headers}`, once the broker has
    * accepted it (so `unknown_topic` and friends reject here). Options: `topic`, `partitions`
    * (default all), `from` ('earliest' | 'latest' (default) | {offset} | {timestamp}),
-   * `creditBytes` (the flow-control window, default 256 KiB).
+   * `creditBytes` (the flow-control window, default 256 KiB), `filter` (an uploaded filter
+   * plugin: its name or `{plugin, params}`; the broker pushes only the records it keeps).
    */
   async subscribe(options) {
     const s = new Subscription(this, options);
@@ -654,7 +712,8 @@ export class Client extends Emitter {
    * without a committed offset start: 'latest' (default) or 'earliest'), `autoCommit`
    * (default true: commits consumed offsets every `autoCommitIntervalMs`, on revoke and on
    * close), `creditBytes` per partition (default 128 KiB), `sessionTimeoutMs`, `assignor`,
-   * `instanceId` (static membership).
+   * `instanceId` (static membership), `filter` (as for `subscribe`: only kept records are
+   * delivered; commits still move past the dropped ones).
    */
   async joinGroup(options) {
     const m = new GroupMember(this, options);
@@ -736,6 +795,36 @@ export class Client extends Emitter {
   async deleteGroup(group) {
     await this.request('delete_group', { group });
   }
+
+  /**
+   * Uploads a WebAssembly plugin (a filter or partitioner) under `name`, replacing one of that
+   * name for new attachments: `module` is its bytes (Uint8Array, ArrayBuffer or a Blob such as
+   * a File from an <input type=file>). Resolves with its description
+   * `{name, kind, abi_version, size_bytes, sha256, uploaded_ms, calls, records, errors}`.
+   */
+  async uploadPlugin(name, module) {
+    let bytes = module;
+    if (typeof Blob !== 'undefined' && module instanceof Blob) bytes = new Uint8Array(await module.arrayBuffer());
+    else if (module instanceof ArrayBuffer) bytes = new Uint8Array(module);
+    else if (ArrayBuffer.isView(module)) bytes = new Uint8Array(module.buffer, module.byteOffset, module.byteLength);
+    if (!(bytes instanceof Uint8Array)) throw new SluiceError('bad_request', 'uploadPlugin needs the module as bytes (Uint8Array, ArrayBuffer or Blob)');
+    return strip(await this.request('upload_plugin', { name, module: bytesToBase64(bytes) }));
+  }
+
+  /** Uploaded plugins, sorted by name: their kind, size, sha256 and health counters. */
+  async listPlugins() {
+    return (await this.request('list_plugins')).plugins;
+  }
+
+  /** One plugin's description; `unknown_plugin` if there is none. */
+  async describePlugin(name) {
+    return strip(await this.request('describe_plugin', { name }));
+  }
+
+  /** Deletes a plugin; `invalid_config` while a topic routes with it. */
+  async deletePlugin(name) {
+    await this.request('delete_plugin', { name });
+  }
 }
 
 function strip(ok) {
@@ -759,6 +848,8 @@ export class Subscription {
     this._partitions = options.partitions ? [...options.partitions] : null;
     this._from = wireFrom(options.from);
     this._creditBytes = Math.max(1, options.creditBytes ?? 256 * 1024);
+    /** The filter plugin the broker runs for this subscription (`{plugin, params}`), if any. */
+    this.filter = wireFilter(options.filter);
     // A group member's partitions share the member's queue, which outlives each of them.
     this._ownsQueue = !options._queue;
     this._queue = options._queue || new RecordQueue();
@@ -787,6 +878,7 @@ export class Subscription {
   _subscribe(partitions, from) {
     const fields = { topic: this.topic, from, credit_bytes: this._creditBytes };
     if (partitions) fields.partitions = partitions;
+    if (this.filter) fields.filter = this.filter;
     return this._client.request('subscribe', fields, {
       sync: (ok) => {
         if (this._closed) {
@@ -834,17 +926,35 @@ export class Subscription {
     const records = d.records || [];
     this.positions.set(d.partition, d.next_offset);
     if (records.length === 0) {
-      this._owe(sid, d.bytes || 0);
+      // A filter dropped every record of this read: nothing to show, but the position moved.
+      // A marker behind the records still queued moves `consumed` (and grants the push's
+      // credit back) once they are taken, so a stalled reader still stalls the broker.
+      this._queue.put([{ record: null, mark: { topic: d.topic, partition: d.partition, offset: d.next_offset }, sub: this, sid, bytes: d.bytes || 0 }]);
       return;
     }
-    const tally = { sid, bytes: d.bytes || 0, left: records.length };
+    const tally = { sid, bytes: d.bytes || 0, left: records.length, partition: d.partition, next: d.next_offset };
     this._queue.put(records.map((r) => ({ record: decodeRecord(d.topic, d.partition, r), sub: this, tally })));
   }
 
-  /** The application took a record: count it consumed and grant its push's credit back. */
+  /** The application took a record (or passed a position marker): count it consumed and
+   *  grant its push's credit back. After a push's last record, `consumed` is the push's
+   *  `next_offset`, past records a filter dropped. */
   _taken(e) {
-    this.consumed.set(e.record.partition, e.record.offset + 1);
-    if (--e.tally.left === 0) this._owe(e.tally.sid, e.tally.bytes);
+    if (!e.record) {
+      this._advance(e.mark.partition, e.mark.offset);
+      this._owe(e.sid, e.bytes);
+      return;
+    }
+    this._advance(e.record.partition, e.record.offset + 1);
+    if (--e.tally.left === 0) {
+      this._advance(e.tally.partition, e.tally.next);
+      this._owe(e.tally.sid, e.tally.bytes);
+    }
+  }
+
+  _advance(partition, offset) {
+    if (typeof offset !== 'number') return;
+    if (!(this.consumed.get(partition) >= offset)) this.consumed.set(partition, offset);
   }
 
   _owe(sid, bytes) {
@@ -900,7 +1010,7 @@ export class Subscription {
 
   /** Records received but not yet taken by the application. */
   get buffered() {
-    return this._queue.length;
+    return this._queue.records;
   }
 
   next() {
@@ -946,6 +1056,8 @@ export class GroupMember extends Emitter {
     this._sessionTimeoutMs = options.sessionTimeoutMs;
     this._assignor = options.assignor;
     this._instanceId = options.instanceId;
+    /** The filter plugin run on every partition this member consumes, if any. */
+    this.filter = wireFilter(options.filter);
     this._queue = new RecordQueue();
     /** The id the broker gave this member. */
     this.memberId = null;
@@ -1072,7 +1184,10 @@ export class GroupMember extends Emitter {
       const gone = revoked.map((k) => this._owned.get(k));
       for (const o of gone) o.sub.close();
       const set = new Set(revoked);
-      this._queue.drop((e) => set.has(tpKey(e.record.topic, e.record.partition)));
+      this._queue.drop((e) => {
+        const tp = e.record || e.mark;
+        return set.has(tpKey(tp.topic, tp.partition));
+      });
       if (this._autoCommit) await this.commit(gone);
       try {
         await this._onRevoke?.(gone.map(({ topic, partition }) => ({ topic, partition })), { lost: false });
@@ -1102,6 +1217,7 @@ export class GroupMember extends Emitter {
           partitions: [tp.partition],
           from: at !== undefined ? { offset: at } : this._from,
           creditBytes: this._creditBytes,
+          filter: this.filter,
           _queue: this._queue,
           _member: this,
         });
@@ -1236,6 +1352,11 @@ export class GroupMember extends Emitter {
     try {
       ws.send(JSON.stringify({ id: this._client._nextId++, op: 'group_heartbeat', group: this.group, member_id: this.memberId, member_epoch: -1 }));
     } catch { /* the page is going away anyway */ }
+  }
+
+  /** Records received for this member's partitions but not yet taken by the application. */
+  get buffered() {
+    return this._queue.records;
   }
 
   /** Commits (with autoCommit), gives the partitions back (onRevoke) and leaves the group. */

@@ -37,7 +37,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use sluice_protocol::frame::{self, ClientFrame, Delivery, Request, Response};
-use sluice_protocol::types::{OffsetCommit, RecordOffset, StartFrom};
+use sluice_protocol::types::{FilterSpec, OffsetCommit, RecordOffset, StartFrom};
 use sluice_record::Batch;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -79,6 +79,7 @@ pub struct ConsumerOptions {
     auto_offset_reset: OffsetReset,
     auto_commit_interval_ms: Option<u64>,
     assignor: Assignor,
+    filter: Option<FilterSpec>,
 }
 
 impl ConsumerOptions {
@@ -101,7 +102,59 @@ impl ConsumerOptions {
             auto_offset_reset: OffsetReset::Latest,
             auto_commit_interval_ms: Some(5000),
             assignor: Assignor::Sticky,
+            filter: None,
         }
+    }
+
+    /// Runs the uploaded `filter` plugin `name` in the broker on every subscription of this
+    /// consumer, with `params` passed once to the plugin's `init`: only the records it keeps
+    /// are sent. Positions still move past the records it drops, so a group consumer commits
+    /// past them and a consumer that resumes (after a reconnect, a rebalance, a restart from
+    /// committed offsets) does not read them again. Works in broadcast and group mode.
+    ///
+    /// An unknown plugin fails [`Client::consumer`] (broadcast mode) or the stream (group
+    /// mode) with the broker code `unknown_plugin`; refused parameters with
+    /// `invalid_plugin`; a plugin that fails while running (trap, timeout) with
+    /// `plugin_failed`.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use sluice_client::{Client, ConsumerOptions, StartFrom};
+    ///
+    /// # async fn run() -> sluice_client::Result<()> {
+    /// let client = Client::connect("http://127.0.0.1:9400").await?;
+    /// // `grep` was uploaded before: `sluice plugin upload grep keyword_filter.wasm`.
+    /// let mut errors = client
+    ///     .consumer(
+    ///         ConsumerOptions::new(["logs"])
+    ///             .start(StartFrom::Earliest)
+    ///             .filter("grep", [("keyword", "ERROR")]),
+    ///     )
+    ///     .await?;
+    /// while let Some(record) = errors.next().await {
+    ///     println!("{:?}", record?.value);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn filter<I, K, V>(mut self, name: impl Into<String>, params: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.filter = Some(FilterSpec {
+            plugin: name.into(),
+            params: params
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        });
+        self
+    }
+
+    /// The filter set with [`ConsumerOptions::filter`]: plugin name and parameters.
+    pub fn filter_spec(&self) -> Option<(&str, &BTreeMap<String, String>)> {
+        self.filter.as_ref().map(|f| (f.plugin.as_str(), &f.params))
     }
 
     /// Consumes as a member of consumer group `group` (docs/PROTOCOL.md §9): the broker
@@ -220,6 +273,8 @@ pub struct Consumer {
     errors: VecDeque<Error>,
     /// Group mode only.
     group: Option<GroupMode>,
+    /// Partitions not read until resumed (their positions are kept).
+    paused: BTreeSet<(Arc<str>, u32)>,
 }
 
 struct GroupMode {
@@ -273,6 +328,7 @@ struct Planned {
     delay: Duration,
     /// Explicit start per partition (group mode).
     positions: Option<Vec<RecordOffset>>,
+    filter: Option<FilterSpec>,
 }
 
 struct Subscribed {
@@ -321,6 +377,7 @@ impl Consumer {
             ready: VecDeque::new(),
             errors: VecDeque::new(),
             group: None,
+            paused: BTreeSet::new(),
         };
         if let Some(group_id) = consumer.options.group.clone() {
             let mut topics = consumer.options.topics.clone();
@@ -385,6 +442,7 @@ impl Consumer {
                 epoch: 0,
                 delay: Duration::ZERO,
                 positions: None,
+                filter: consumer.options.filter.clone(),
             };
             match subscribe(&consumer.client, &consumer.sink, &plan).await {
                 Ok(s) => consumer.apply(plan, Ok(s)),
@@ -435,6 +493,87 @@ impl Consumer {
             .expect("found above");
         self.resubscribe(&topic, Duration::ZERO);
         Ok(())
+    }
+
+    /// Stops reading these (topic, partition) pairs until [`Consumer::resume`]: the broker
+    /// stops pushing them (their subscriptions are replaced by ones without them, at the next
+    /// poll), records of them already received and not yet yielded are let go, and their
+    /// positions stay where the application is, so resuming continues with the next record.
+    /// In group mode a paused partition stays assigned (and its position is committed as
+    /// usual); a partition revoked while paused is no longer paused when assigned again.
+    ///
+    /// Fails with [`Error::InvalidInput`], pausing nothing, when the consumer does not read
+    /// one of the partitions. Pausing a paused partition does nothing.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use sluice_client::{Client, ConsumerOptions, StartFrom};
+    ///
+    /// # async fn run() -> sluice_client::Result<()> {
+    /// let client = Client::connect("http://127.0.0.1:9400").await?;
+    /// let mut consumer = client
+    ///     .consumer(ConsumerOptions::new(["orders"]).start(StartFrom::Earliest))
+    ///     .await?;
+    /// consumer.pause(&[("orders", 0)])?;
+    /// // ... records of orders/0 wait in the broker meanwhile ...
+    /// consumer.resume(&[("orders", 0)])?;
+    /// assert!(consumer.paused().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn pause(&mut self, partitions: &[(&str, u32)]) -> Result<()> {
+        let keys = self.owned_keys(partitions)?;
+        let mut touched = BTreeSet::new();
+        for key in keys {
+            if self.paused.insert(key.clone()) {
+                touched.insert(key.0);
+            }
+        }
+        for topic in &touched {
+            self.resubscribe(topic, Duration::ZERO);
+        }
+        Ok(())
+    }
+
+    /// Reads these paused partitions again, from their positions. Fails with
+    /// [`Error::InvalidInput`], resuming nothing, when the consumer does not read one of
+    /// them; resuming a partition that is not paused does nothing.
+    pub fn resume(&mut self, partitions: &[(&str, u32)]) -> Result<()> {
+        let keys = self.owned_keys(partitions)?;
+        let mut touched = BTreeSet::new();
+        for key in keys {
+            if self.paused.remove(&key) {
+                touched.insert(key.0);
+            }
+        }
+        for topic in &touched {
+            self.resubscribe(topic, Duration::ZERO);
+        }
+        Ok(())
+    }
+
+    /// The partitions paused with [`Consumer::pause`], by topic and partition.
+    pub fn paused(&self) -> Vec<(String, u32)> {
+        self.paused
+            .iter()
+            .map(|(t, p)| (t.to_string(), *p))
+            .collect()
+    }
+
+    /// The consumer's own keys for `partitions`, or an error naming one it does not read.
+    fn owned_keys(&self, partitions: &[(&str, u32)]) -> Result<Vec<(Arc<str>, u32)>> {
+        partitions
+            .iter()
+            .map(
+                |(topic, partition)| match self.topics.get_key_value(*topic) {
+                    Some((key, state)) if state.positions.contains_key(partition) => {
+                        Ok((key.clone(), *partition))
+                    }
+                    _ => Err(Error::InvalidInput(format!(
+                        "this consumer does not read partition {partition} of `{topic}`"
+                    ))),
+                },
+            )
+            .collect()
     }
 
     /// Bytes of pushed batches received and not yet consumed by the application: what the
@@ -641,6 +780,7 @@ impl Consumer {
                 for state in self.topics.values_mut() {
                     state.positions.clear();
                 }
+                self.paused.clear();
                 for topic in &topics {
                     self.resubscribe(topic, Duration::ZERO);
                 }
@@ -686,6 +826,7 @@ impl Consumer {
                             metadata: String::new(),
                         });
                         touched.insert(key.clone());
+                        self.paused.remove(&(key.clone(), *p));
                     }
                 }
                 for tp in &added {
@@ -769,21 +910,29 @@ impl Consumer {
         }
         self.ready.retain(|r| &r.topic != topic);
         self.todo.retain(|p| &p.topic != topic);
+        // Paused partitions keep their positions but get no subscription.
+        let paused = &self.paused;
+        let active: BTreeMap<u32, u64> = state
+            .positions
+            .iter()
+            .filter(|(p, _)| !paused.contains(&(topic.clone(), **p)))
+            .map(|(p, o)| (*p, *o))
+            .collect();
+        let filter = self.options.filter.clone();
         if self.group.is_some() {
-            if state.positions.is_empty() {
+            if active.is_empty() {
                 return;
             }
             self.todo.push_back(Planned {
                 topic: topic.clone(),
-                partitions: Some(state.positions.keys().copied().collect()),
+                partitions: Some(active.keys().copied().collect()),
                 from: StartFrom::Latest,
                 exact: true,
                 window: self.options.credit_bytes,
                 epoch,
                 delay,
                 positions: Some(
-                    state
-                        .positions
+                    active
                         .iter()
                         .map(|(p, o)| RecordOffset {
                             partition: *p,
@@ -791,11 +940,12 @@ impl Consumer {
                         })
                         .collect(),
                 ),
+                filter,
             });
             return;
         }
         let mut groups: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-        for (p, pos) in &state.positions {
+        for (p, pos) in &active {
             groups.entry(*pos).or_default().push(*p);
         }
         if groups.is_empty() {
@@ -805,13 +955,14 @@ impl Consumer {
             let (&from, _) = groups.first_key_value().expect("not empty");
             self.todo.push_back(Planned {
                 topic: topic.clone(),
-                partitions: Some(state.positions.keys().copied().collect()),
+                partitions: Some(active.keys().copied().collect()),
                 from: StartFrom::Offset(from),
                 exact: false,
                 window: self.options.credit_bytes,
                 epoch,
                 delay,
                 positions: None,
+                filter,
             });
             return;
         }
@@ -826,6 +977,7 @@ impl Consumer {
                 epoch,
                 delay,
                 positions: None,
+                filter: filter.clone(),
             });
         }
     }
@@ -1183,7 +1335,7 @@ async fn subscribe(client: &Client, sink: &SubSink, plan: &Planned) -> Result<Su
         from: plan.from,
         credit_bytes: plan.window,
         positions: plan.positions.clone(),
-        filter: None,
+        filter: plan.filter.clone(),
     };
     let (answer, generation) = client
         .request_encoded(

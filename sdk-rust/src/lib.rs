@@ -8,19 +8,24 @@
 //!
 //! - [`Client`]: connects (`ws://host:port` or `http://host:port`), says hello, reconnects
 //!   on its own with backoff.
-//! - [`Admin`]: create, list, describe, alter and delete topics; list offsets.
+//! - [`Admin`]: topics (create, list, describe, alter, delete, offsets), consumer groups
+//!   (list, describe with lag per partition, reset offsets, delete) and plugins (upload a
+//!   `.wasm` module, list, describe, delete).
 //! - [`Producer`]: routes records on the client (explicit partition > murmur2 key, as Kafka >
-//!   sticky partition per batch), batches them per partition, keeps each partition's order,
+//!   sticky partition per batch; the broker routes topics with a partitioner plugin),
+//!   batches them per partition, keeps each partition's order,
 //!   retries what can be retried. [`Producer::send`] returns a [`SendHandle`], a future of
 //!   the record's [`RecordMetadata`].
 //! - [`Consumer`]: a [`Stream`](futures_util::Stream) of [`Record`]s from broker
 //!   subscriptions under credit-based flow control, with [`Consumer::seek`] and
-//!   [`Consumer::position`]; it resumes where it was after a reconnect.
+//!   [`Consumer::position`]; it resumes where it was after a reconnect. It reads alone
+//!   (broadcast) or as a consumer group member ([`ConsumerOptions::group`]), may run a filter
+//!   plugin in the broker ([`ConsumerOptions::filter`]), and pauses and resumes partitions
+//!   ([`Consumer::pause`]).
 //! - [`Error`]: one typed error; [`Error::is_retriable`] says whether trying again may help.
 //!
-//! What it is not (yet): a consumer group member (groups come later; today every consumer
-//! reads all the partitions it names), an idempotent or transactional producer, a TLS
-//! client, or a cluster-aware client (it talks to one broker).
+//! What it is not (yet): an idempotent or transactional producer, a TLS client, or a
+//! cluster-aware client (it talks to one broker).
 //!
 //! # Example
 //!
@@ -74,15 +79,16 @@ pub use client::{Client, ClientOptions};
 pub use consumer::{Consumer, ConsumerOptions};
 pub use error::{Error, Result};
 pub use group::{Assignor, OffsetReset, Rebalance};
-pub use producer::{Producer, ProducerOptions, SendHandle};
+pub use producer::{Producer, ProducerOptions, ROUTED_BY_BROKER, SendHandle};
 pub use record::{Header, ProducerRecord, Record, RecordMetadata};
 pub use sluice_protocol::ErrorCode;
 /// Kafka's default partitioner (murmur2 of the key, modulo the partition count), as the
 /// producer and the broker route keyed records.
 pub use sluice_protocol::partitioner::partition_for_key;
 pub use sluice_protocol::types::{
-    Acks, AlterTopic, CreateTopic, HelloResponse, PartitionInfo, PartitionOffsets, StartFrom,
-    TopicDescription, TopicSummary,
+    Acks, AlterTopic, CommittedOffset, CreateTopic, GroupDescription, GroupSummary, HelloResponse,
+    MemberDescription, PartitionInfo, PartitionLag, PartitionOffsets, PluginDescription, StartFrom,
+    TopicDescription, TopicPartitions, TopicSummary,
 };
 
 #[cfg(test)]

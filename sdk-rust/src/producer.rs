@@ -6,7 +6,10 @@
 //! 1. [`Producer::send`] waits for room in the producer's buffer (`buffer_bytes`), picks the
 //!    partition (explicit > murmur2 of the key, as Kafka > sticky per batch for keyless
 //!    records), and appends the record to that partition's open batch. It returns a
-//!    [`SendHandle`] at once.
+//!    [`SendHandle`] at once. A topic with a partitioner plugin (its `partitioner` setting)
+//!    is routed by the broker instead, as the broker routes every client: records without an
+//!    explicit partition gather in one queue per topic whose batches are sent without a
+//!    partition, and the broker's answer gives each record's partition and offset.
 //! 2. A batch closes when the next record would not fit `batch_bytes` (or the topic's
 //!    `max.message.bytes`), when it is `linger_ms` old, or at [`Producer::flush`].
 //! 3. One background task sends closed batches: per partition at most one produce request is
@@ -35,7 +38,7 @@ use futures_util::stream::FuturesUnordered;
 use sluice_protocol::ErrorCode;
 use sluice_protocol::frame::{Request, Response};
 use sluice_protocol::partitioner::partition_for_key;
-use sluice_protocol::types::Acks;
+use sluice_protocol::types::{Acks, RecordOffset};
 use sluice_record::BatchBuilder;
 use sluice_record::varint::varint_len;
 use tokio::sync::{Notify, Semaphore};
@@ -208,6 +211,9 @@ struct Inner {
 #[derive(Debug, Clone, Copy)]
 struct TopicMeta {
     partitions: u32,
+    /// The topic has a partitioner plugin (and more than one partition): records without an
+    /// explicit partition are routed by the broker.
+    broker_routed: bool,
     max_message_bytes: usize,
     max_append_bytes: usize,
     fetched: Instant,
@@ -228,7 +234,14 @@ struct TopicQueues {
     sticky: Option<u32>,
     next_sticky: u32,
     parts: Vec<PartitionQueue>,
+    /// Records the broker routes (topics with a partitioner plugin).
+    routed: PartitionQueue,
 }
+
+/// [`SendHandle::partition`] of a record the broker routes with the topic's partitioner
+/// plugin: its partition is known only from the broker's answer ([`RecordMetadata`]), and
+/// stays this value with `acks = 0`, where the broker does not answer it.
+pub const ROUTED_BY_BROKER: u32 = u32::MAX;
 
 #[derive(Default)]
 struct PartitionQueue {
@@ -255,16 +268,27 @@ struct PendingRecord {
     timestamp: i64,
 }
 
+/// Where a batch's records went, as the broker answered.
+#[derive(Debug, Clone)]
+enum Placed {
+    /// Not said (acks 0).
+    Unknown,
+    /// In the batch's partition, from this offset on.
+    From(u64),
+    /// Routed by the broker: each record's partition and offset, in order.
+    Each(Vec<RecordOffset>),
+}
+
 /// The outcome of one batch, shared by the handles of its records.
 #[derive(Default)]
 struct BatchDone {
-    /// The offset of the batch's first record (`None` with acks 0), or the error.
-    result: OnceLock<Result<Option<u64>>>,
+    /// Where its records went, or the error.
+    result: OnceLock<Result<Placed>>,
     wakers: Mutex<Vec<Waker>>,
 }
 
 impl BatchDone {
-    fn complete(&self, result: Result<Option<u64>>) {
+    fn complete(&self, result: Result<Placed>) {
         let _ = self.result.set(result);
         let wakers = std::mem::take(&mut *self.wakers.lock().expect("wakers lock"));
         for w in wakers {
@@ -297,7 +321,9 @@ impl std::fmt::Debug for SendHandle {
 }
 
 impl SendHandle {
-    /// The partition the record was routed to.
+    /// The partition the record was routed to; [`ROUTED_BY_BROKER`] for a record the broker
+    /// routes with the topic's partitioner plugin (the handle's [`RecordMetadata`] then has
+    /// the partition).
     pub fn partition(&self) -> u32 {
         self.partition
     }
@@ -306,16 +332,26 @@ impl SendHandle {
     /// and retried, and [`Producer::flush`] still waits for it.
     pub fn detach(self) {}
 
-    fn ready(&self, result: &Result<Option<u64>>) -> Result<RecordMetadata> {
-        match result {
-            Ok(base) => Ok(RecordMetadata {
-                topic: self.topic.clone(),
-                partition: self.partition,
-                offset: base.map(|b| b + u64::from(self.index)),
-                timestamp: self.timestamp,
-            }),
-            Err(e) => Err(e.clone()),
-        }
+    fn ready(&self, result: &Result<Placed>) -> Result<RecordMetadata> {
+        let (partition, offset) = match result {
+            Ok(Placed::Unknown) => (self.partition, None),
+            Ok(Placed::From(base)) => (self.partition, Some(base + u64::from(self.index))),
+            Ok(Placed::Each(each)) => match each.get(self.index as usize) {
+                Some(o) => (o.partition, Some(o.offset)),
+                None => {
+                    return Err(Error::Protocol(
+                        "the broker answered fewer offsets than records were sent".into(),
+                    ));
+                }
+            },
+            Err(e) => return Err(e.clone()),
+        };
+        Ok(RecordMetadata {
+            topic: self.topic.clone(),
+            partition,
+            offset,
+            timestamp: self.timestamp,
+        })
     }
 }
 
@@ -424,6 +460,7 @@ impl Producer {
                 sticky: None,
                 next_sticky: cheap_random() as u32,
                 parts: Vec::new(),
+                routed: PartitionQueue::default(),
             };
             state.topics.insert(record.topic.clone(), queues);
         }
@@ -435,6 +472,7 @@ impl Producer {
         }
         let partition = match (record.partition, &record.key) {
             (Some(p), _) => p,
+            (None, _) if meta.broker_routed => ROUTED_BY_BROKER,
             (None, Some(key)) => partition_for_key(key, meta.partitions),
             (None, None) => match topic.sticky {
                 Some(p) if p < meta.partitions => p,
@@ -447,7 +485,10 @@ impl Producer {
             },
         };
         let name = topic.name.clone();
-        let queue = &mut topic.parts[partition as usize];
+        let queue = match partition {
+            ROUTED_BY_BROKER => &mut topic.routed,
+            p => &mut topic.parts[p as usize],
+        };
         if let Some(open) = &queue.open
             && open.bytes + size > batch_limit
         {
@@ -546,12 +587,28 @@ impl Inner {
         {
             return Ok(*m);
         }
-        let answer = self
-            .client
-            .request(Request::DescribeTopic {
-                topic: topic.to_string(),
-            })
-            .await?;
+        // A connection lost under the request (a broker restart) is retried with backoff
+        // within the request timeout, as produce requests are.
+        let deadline = tokio::time::Instant::now() + self.client.options().request_timeout();
+        let mut backoff = self.client.options().backoff();
+        let answer = loop {
+            match self
+                .client
+                .request(Request::DescribeTopic {
+                    topic: topic.to_string(),
+                })
+                .await
+            {
+                Err(e) if e.is_retriable() => {
+                    let delay = backoff.next_delay();
+                    if tokio::time::Instant::now() + delay >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                answer => break answer?,
+            }
+        };
         let Response::Topic(description) = answer else {
             return Err(unexpected("describe_topic", &answer));
         };
@@ -563,6 +620,11 @@ impl Inner {
                 .unwrap_or(default)
         };
         let partitions = u32::try_from(description.partitions.len()).unwrap_or(u32::MAX);
+        let broker_routed = partitions > 1
+            && description
+                .configs
+                .get("partitioner")
+                .is_some_and(|p| !p.is_empty());
         if partitions == 0 {
             return Err(Error::Protocol(format!(
                 "the broker describes topic `{topic}` with no partitions"
@@ -570,6 +632,7 @@ impl Inner {
         }
         let meta = TopicMeta {
             partitions,
+            broker_routed,
             max_message_bytes: config("max.message.bytes", 1 << 20),
             max_append_bytes: config("max.append.bytes", 16 << 20),
             fetched: Instant::now(),
@@ -607,12 +670,18 @@ impl Inner {
                 .request_bytes
                 .min(frame_limit)
                 .min(append_limit);
-            for (p, queue) in topic.parts.iter_mut().enumerate() {
+            let queues = topic
+                .parts
+                .iter_mut()
+                .enumerate()
+                .map(|(p, q)| (p as u32, q))
+                .chain(std::iter::once((ROUTED_BY_BROKER, &mut topic.routed)));
+            for (p, queue) in queues {
                 if let Some(open) = &queue.open {
                     let due = open.created + linger;
                     if urgent || due <= now {
                         queue.closed.push_back(queue.open.take().expect("checked"));
-                        if topic.sticky == Some(p as u32) {
+                        if topic.sticky == Some(p) {
                             topic.sticky = None;
                         }
                     } else {
@@ -634,7 +703,7 @@ impl Inner {
                 queue.in_flight = true;
                 out.push(Outgoing {
                     topic: topic.name.clone(),
-                    partition: p as u32,
+                    partition: p,
                     batches,
                 });
             }
@@ -647,14 +716,18 @@ impl Inner {
     fn complete(&self, done: Done) {
         let mut records = 0u64;
         let mut permits = 0usize;
-        let mut offset = done.result.as_ref().ok().copied().flatten();
         for batch in &done.batches {
+            let at = records as usize;
+            let count = batch.count as usize;
             let result = match &done.result {
-                Ok(_) => Ok(offset),
+                Ok(Placed::Unknown) => Ok(Placed::Unknown),
+                Ok(Placed::From(first)) => Ok(Placed::From(first + at as u64)),
+                Ok(Placed::Each(each)) => Ok(Placed::Each(
+                    each.get(at..at + count).unwrap_or_default().to_vec(),
+                )),
                 Err(e) => Err(e.clone()),
             };
             batch.done.complete(result);
-            offset = offset.map(|o| o + u64::from(batch.count));
             records += u64::from(batch.count);
             permits += batch.permits;
         }
@@ -667,10 +740,14 @@ impl Inner {
             self.forget_meta(&done.topic);
         }
         let mut state = self.state.lock().expect("producer state");
-        if let Some(topic) = state.topics.get_mut(&*done.topic)
-            && let Some(queue) = topic.parts.get_mut(done.partition as usize)
-        {
-            queue.in_flight = false;
+        if let Some(topic) = state.topics.get_mut(&*done.topic) {
+            let queue = match done.partition {
+                ROUTED_BY_BROKER => Some(&mut topic.routed),
+                p => topic.parts.get_mut(p as usize),
+            };
+            if let Some(queue) = queue {
+                queue.in_flight = false;
+            }
         }
         state.unfinished -= records;
         let idle = state.unfinished == 0;
@@ -685,7 +762,8 @@ impl Inner {
 /// Room for the frame's fields around the batches.
 const FRAME_OVERHEAD: usize = 1024;
 
-/// A request about to be sent: closed batches of one partition.
+/// A request about to be sent: closed batches of one partition (or, [`ROUTED_BY_BROKER`],
+/// batches the broker routes).
 struct Outgoing {
     topic: Arc<str>,
     partition: u32,
@@ -704,7 +782,7 @@ struct Done {
     topic: Arc<str>,
     partition: u32,
     batches: Vec<SentBatch>,
-    result: Result<Option<u64>>,
+    result: Result<Placed>,
 }
 
 /// The background task: closes batches when due, sends them, records outcomes.
@@ -739,6 +817,7 @@ async fn run(inner: Arc<Inner>) {
 async fn deliver(inner: Arc<Inner>, outgoing: Outgoing) -> Done {
     let acks = inner.options.acks;
     let (frame, batches) = encode_produce(&outgoing, acks);
+    let records: usize = batches.iter().map(|b| b.count as usize).sum();
     let mut frame = Frame::Fresh(frame);
     let deadline = Instant::now() + Duration::from_millis(inner.options.delivery_timeout_ms);
     let mut backoff = Backoff::new(
@@ -751,9 +830,20 @@ async fn deliver(inner: Arc<Inner>, outgoing: Outgoing) -> Done {
             .request_encoded(|id| frame.message(id), true, None)
             .await;
         let error = match attempt {
+            Ok((Response::Produced(p), _)) if outgoing.partition == ROUTED_BY_BROKER => {
+                match p.offsets.len() {
+                    0 => break Ok(Placed::Unknown),
+                    n if n == records => break Ok(Placed::Each(p.offsets)),
+                    n => {
+                        break Err(Error::Protocol(format!(
+                            "a produce of {records} records was answered with {n} offsets"
+                        )));
+                    }
+                }
+            }
             Ok((Response::Produced(p), _)) => match p.offsets.first() {
-                None => break Ok(None),
-                Some(o) if o.partition == outgoing.partition => break Ok(Some(o.offset)),
+                None => break Ok(Placed::Unknown),
+                Some(o) if o.partition == outgoing.partition => break Ok(Placed::From(o.offset)),
                 Some(o) => {
                     break Err(Error::Protocol(format!(
                         "produce to partition {} was answered for partition {}",
@@ -803,14 +893,16 @@ impl Frame {
 /// `id` key, as a MessagePack uint64).
 const ID_AT: usize = 1 + 3 + 1;
 
-/// Encodes `{"id", "op": "produce", "topic", "acks", "partition", "batches"}` as MessagePack
+/// Encodes `{"id", "op": "produce", "topic", "acks", "partition", "batches"}` (without
+/// `partition` for batches the broker routes) as MessagePack
 /// (named fields, as `rmp_serde::to_vec_named` would) with the record batches written straight
 /// into the frame's `batches` bin by [`BatchBuilder`]: no copy of the records between the
 /// producer's buffers and the socket.
 fn encode_produce(outgoing: &Outgoing, acks: Acks) -> (Vec<u8>, Vec<SentBatch>) {
     let bytes: usize = outgoing.batches.iter().map(|b| b.bytes).sum();
     let mut out = Vec::with_capacity(bytes + 64 + outgoing.topic.len());
-    out.push(0x86); // map of 6
+    let routed = outgoing.partition == ROUTED_BY_BROKER;
+    out.push(if routed { 0x85 } else { 0x86 }); // map of 5 or 6
     mp_str(&mut out, "id");
     out.push(0xcf); // uint64, patched per attempt
     out.extend_from_slice(&[0; 8]);
@@ -821,9 +913,11 @@ fn encode_produce(outgoing: &Outgoing, acks: Acks) -> (Vec<u8>, Vec<SentBatch>) 
     mp_str(&mut out, &outgoing.topic);
     mp_str(&mut out, "acks");
     mp_str(&mut out, &acks.to_string());
-    mp_str(&mut out, "partition");
-    out.push(0xce); // uint32
-    out.extend_from_slice(&outgoing.partition.to_be_bytes());
+    if !routed {
+        mp_str(&mut out, "partition");
+        out.push(0xce); // uint32
+        out.extend_from_slice(&outgoing.partition.to_be_bytes());
+    }
     mp_str(&mut out, "batches");
     out.push(0xc6); // bin32, length patched below
     let len_at = out.len();
@@ -960,6 +1054,30 @@ mod tests {
     }
 
     #[test]
+    fn batches_the_broker_routes_go_without_a_partition() {
+        let outgoing = Outgoing {
+            topic: Arc::from("orders"),
+            partition: ROUTED_BY_BROKER,
+            batches: vec![open(vec![PendingRecord {
+                key: Some(Bytes::from_static(b"k")),
+                value: Some(Bytes::from_static(b"{}")),
+                headers: vec![],
+                timestamp: 1,
+            }])],
+        };
+        let (bytes, _) = encode_produce(&outgoing, Acks::All);
+        let decoded: ClientFrame = from_binary(&bytes).expect("decodes");
+        let Request::Produce {
+            partition, batches, ..
+        } = decoded.request
+        else {
+            panic!("produce")
+        };
+        assert_eq!(partition, None);
+        assert_eq!(Batches::new(&batches.unwrap()).count(), 1);
+    }
+
+    #[test]
     fn the_size_bound_holds() {
         let record = ProducerRecord::new("t", vec![7u8; 300])
             .with_key("key")
@@ -990,9 +1108,31 @@ mod tests {
         let (a, b) = (handle(0), handle(2));
         let waiter = tokio::spawn(b);
         tokio::task::yield_now().await;
-        done.complete(Ok(Some(40)));
+        done.complete(Ok(Placed::From(40)));
         assert_eq!(a.await.unwrap().offset, Some(40));
         assert_eq!(waiter.await.unwrap().unwrap().offset, Some(42));
+        // Records the broker routed: each its own partition and offset.
+        let routed = Arc::new(BatchDone::default());
+        routed.complete(Ok(Placed::Each(vec![
+            RecordOffset {
+                partition: 2,
+                offset: 7,
+            },
+            RecordOffset {
+                partition: 0,
+                offset: 3,
+            },
+        ])));
+        let h = |index| SendHandle {
+            done: routed.clone(),
+            index,
+            topic: Arc::from("t"),
+            partition: ROUTED_BY_BROKER,
+            timestamp: 5,
+        };
+        let m = h(1).await.unwrap();
+        assert_eq!((m.partition, m.offset), (0, Some(3)));
+        assert!(matches!(h(2).await, Err(Error::Protocol(_))));
         let failed = Arc::new(BatchDone::default());
         failed.complete(Err(Error::Closed));
         let h = SendHandle {

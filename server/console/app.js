@@ -1,9 +1,10 @@
 // The Sluice web console: a single-page app on the broker's own APIs, no framework.
 //
-// Data: the WebSocket protocol through /v1/client.js (topics, groups, produce, live tail), and
-// HTTP for /metrics (polled every second: throughput, sizes, offsets of every topic at once),
-// /healthz, /readyz and /v1/cluster. Pages are addressed by the URL hash (#/topics,
-// #/topics/<name>, #/groups, #/groups/<name>, #/broker), so reloads and links keep the page.
+// Data: the WebSocket protocol through /v1/client.js (topics, groups, produce, live tail with
+// an optional filter plugin), and HTTP for /metrics (polled every second: throughput, sizes,
+// offsets of every topic at once), /healthz, /readyz, /v1/cluster and /v1/plugins (list,
+// upload, delete). Pages are addressed by the URL hash (#/topics, #/topics/<name>, #/groups,
+// #/groups/<name>, #/plugins, #/broker), so reloads and links keep the page.
 
 import { Sluice } from '/v1/client.js';
 
@@ -370,7 +371,7 @@ function openDialog(build) {
   dlg.addEventListener('close', () => dlg.remove());
   build(dlg, close);
   dlg.showModal();
-  const first = dlg.querySelector('[autofocus], input, textarea, select, button');
+  const first = dlg.querySelector('[autofocus]') || dlg.querySelector('input, textarea, select, button');
   if (first) first.focus();
   return dlg;
 }
@@ -631,16 +632,90 @@ class Tail {
     this.pauseButton = h('button', { type: 'button', id: 'tail-pause', onclick: () => this.togglePause() }, 'Pause', h('kbd', { text: 'p' }));
     this.max = h('select', { id: 'tail-max', 'aria-label': 'Rows kept', onchange: () => { this.maxRows = Number(this.max.value); this.trim(); } },
       [100, 500, 1000, 5000].map((n) => h('option', { value: String(n), text: `${n} rows`, selected: n === 500 })));
+    // The broker-side filter: an uploaded filter plugin and its parameters.
+    this.active = null; // the filter of the running tail: {plugin, params} or null
+    this.plugin = h('select', { id: 'tail-plugin', 'aria-label': 'Filter plugin', onfocus: () => this.loadPlugins() },
+      h('option', { value: '', text: 'no filter plugin' }));
+    this.params = h('input', { id: 'tail-params', class: 'params', placeholder: 'keyword=error&in=value', autocomplete: 'off', spellcheck: 'false', 'aria-label': 'Filter parameters, name=value joined by &' });
+    this.filterForm = h('form', { class: 'tail-filter', id: 'tail-filter' },
+      h('span', { class: 'muted', text: 'Filter in the broker' }), this.plugin, this.params,
+      h('button', { type: 'submit', id: 'tail-filter-apply' }, 'Apply', h('kbd', { text: 'f' })),
+      (this.filterBadge = h('span', { class: 'badge', id: 'tail-filter-active', hidden: true })));
+    this.filterForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.applyFilter();
+    });
+    this.loadPlugins();
     this.el = h('div', { class: 'panel', id: 'tail' },
       h('h2', {}, 'Live tail', h('span', { class: 'spacer' })),
       h('div', { class: 'tail-controls' },
         this.mode, this.group, this.from, this.offset, this.startButton, this.pauseButton,
         h('button', { type: 'button', id: 'tail-clear', onclick: () => this.clear() }, 'Clear', h('kbd', { text: 'x' })),
         this.max, this.status),
+      this.filterForm,
       this.assignment,
       h('div', { class: 'tail' }, h('table', { class: 'grid' },
         h('thead', {}, h('tr', {}, h('th', { text: 'Time' }), h('th', { class: 'num', text: 'P' }), h('th', { class: 'num', text: 'Offset' }), h('th', { text: 'Key' }), h('th', { text: 'Value' }), h('th', { class: 'num', text: 'Hdrs' }))),
         this.tbody)));
+  }
+
+  /** Fills the plugin list with the uploaded filter plugins (keeps the current choice). */
+  async loadPlugins() {
+    let list;
+    try {
+      list = await fetchPlugins();
+    } catch {
+      return;
+    }
+    const names = list.filter((p) => p.kind === 'filter').map((p) => p.name);
+    const keep = this.plugin.value;
+    const have = [...this.plugin.options].slice(1).map((o) => o.value);
+    if (have.join('\n') !== names.join('\n')) {
+      this.plugin.replaceChildren(h('option', { value: '', text: names.length ? 'no filter plugin' : 'no filter plugins uploaded' }),
+        ...names.map((n) => h('option', { value: n, text: n })));
+    }
+    this.plugin.value = names.includes(keep) ? keep : '';
+  }
+
+  /** Parses `a=1&b=2` (or one pair per line) into params; throws on a pair without `=`. */
+  static parseParams(text) {
+    const params = {};
+    for (const pair of text.split(/[&\n]/)) {
+      if (!pair.trim()) continue;
+      const i = pair.indexOf('=');
+      if (i <= 0) throw new Error(`"${pair.trim()}" is not name=value`);
+      params[pair.slice(0, i).trim()] = pair.slice(i + 1);
+    }
+    return params;
+  }
+
+  /** Restarts the tail with the chosen filter plugin (or without one). */
+  async applyFilter() {
+    const plugin = this.plugin.value;
+    let filter = null;
+    if (plugin) {
+      try {
+        filter = { plugin, params: Tail.parseParams(this.params.value) };
+      } catch (e) {
+        toastError(e, 'Filter parameters');
+        return;
+      }
+    }
+    const before = this.active;
+    this.active = filter;
+    // Refused (unknown plugin, parameters its init rejects): the error is shown and the tail
+    // goes on as it was.
+    if (!(await this.start())) {
+      this.active = before;
+      await this.start();
+    }
+  }
+
+  showFilter() {
+    const f = this.active;
+    this.filterBadge.hidden = !f;
+    this.filterBadge.dataset.plugin = f ? f.plugin : '';
+    this.filterBadge.textContent = f ? `filtered by ${f.plugin}${Object.keys(f.params).length ? ` (${Object.entries(f.params).map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}` : '';
   }
 
   modeChanged() {
@@ -664,27 +739,36 @@ class Tail {
       if (source === 'group') {
         const group = this.group.value.trim();
         if (!group) throw new Error('enter a group id');
+        if (this.active) {
+          // A member subscribes per assigned partition, later; check the filter now, so a
+          // refused one is reported here rather than leaving partitions unconsumed.
+          const probe = await app.client.subscribe({ topic: this.topic, from: 'latest', creditBytes: 1, filter: this.active });
+          probe.close();
+        }
         this.source = await app.client.joinGroup({
           group,
           topics: [this.topic],
           from: this.from.value === 'earliest' ? 'earliest' : 'latest',
+          filter: this.active || undefined,
         });
         this.source.on('assignment', () => this.showAssignment());
         this.showAssignment();
       } else {
-        this.source = await app.client.subscribe({ topic: this.topic, from: this.fromValue(), creditBytes: 256 * 1024 });
+        this.source = await app.client.subscribe({ topic: this.topic, from: this.fromValue(), creditBytes: 256 * 1024, filter: this.active || undefined });
         this.assignment.hidden = true;
       }
     } catch (e) {
       this.source = null;
       this.setStatus('stopped');
       toastError(e, 'Live tail');
-      return;
+      return false;
     }
+    this.showFilter();
     this.paused = false;
     this.pauseButton.firstChild.textContent = 'Pause';
     this.updateStatus();
     this.run(this.source);
+    return true;
   }
 
   showAssignment() {
@@ -795,7 +879,7 @@ class Tail {
   updateStatus() {
     if (!this.source) return;
     const buffered = this.source.buffered || 0;
-    this.setStatus(this.paused ? `paused · ${fmtNum(buffered)} waiting (the broker holds the rest)` : `live · ${fmtNum(this.count)} received`);
+    this.setStatus(this.paused ? `paused · ${fmtNum(buffered)} waiting (the broker holds the rest)` : `live · ${fmtNum(this.count)} ${this.active ? 'kept by the filter' : 'received'}`);
     this.status.dataset.state = this.paused ? 'paused' : 'live';
   }
 }
@@ -846,6 +930,7 @@ class TopicPage {
       p: () => this.tail.togglePause(),
       x: () => this.tail.clear(),
       e: () => this.produceForm.querySelector('textarea[name="value"]').focus(),
+      f: () => this.tail.plugin.focus(),
       d: () => deleteTopicDialog(name, () => { location.hash = '#/topics'; }),
     };
     this.stop = poll(() => this.load(), 2000);
@@ -1139,6 +1224,212 @@ class GroupPage {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Plugins: the registry over HTTP (/v1/plugins), whose list also names the topics routing with
+// each partitioner (`partitioner_of`), and whose PUT takes the chosen File as the body as it is.
+
+/** An HTTP call to the broker's API: the JSON answer, or a thrown `{code, message}` error. */
+async function api(method, path, body) {
+  const r = await fetch(path, { method, body, cache: 'no-store' });
+  const text = await r.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch { /* not JSON: reported below */ }
+  if (!r.ok) {
+    const e = new Error(json && json.message ? json.message : `HTTP ${r.status}: ${text.slice(0, 200)}`);
+    e.code = json && json.code ? json.code : `http_${r.status}`;
+    throw e;
+  }
+  return json;
+}
+
+async function fetchPlugins() {
+  return (await api('GET', '/v1/plugins')).plugins;
+}
+
+const shortSha = (sha) => (sha ? `${sha.slice(0, 12)}…` : '–');
+
+function fmtAgo(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+function healthBadge(p) {
+  if (!p.errors) return h('span', { class: 'badge ok', 'data-health': 'ok', text: p.calls ? 'ok' : 'idle' });
+  return h('span', { class: 'badge bad', 'data-health': 'failing', title: p.last_error || '', text: `${fmtNum(p.errors)} error${p.errors === 1 ? '' : 's'}` });
+}
+
+/** Most topics the broker page describes for its partition leaders (one describe each). */
+const MAX_LEADER_TOPICS = 200;
+
+function deletePluginDialog(name, after) {
+  openDialog((dlg, close) => {
+    const error = h('div', { class: 'error', id: 'delete-plugin-error', role: 'alert' });
+    const submit = h('button', { class: 'danger solid', type: 'submit', text: 'Delete plugin', autofocus: true });
+    const form = h('form', { class: 'stack' },
+      h('p', {}, 'Delete the plugin ', h('strong', { text: name }), '? New subscriptions can no longer attach it; running ones keep their loaded copy until they end. A topic that routes with it must drop it first.'),
+      error,
+      h('div', { class: 'buttons' }, h('button', { type: 'button', text: 'Cancel', onclick: close }), submit));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      submit.disabled = true;
+      error.textContent = '';
+      try {
+        await api('DELETE', `/v1/plugins/${encodeURIComponent(name)}`);
+        close();
+        toast(`Plugin ${name} deleted`);
+        after?.();
+      } catch (e) {
+        error.textContent = errText(e);
+        error.dataset.code = e.code;
+        submit.disabled = false;
+      }
+    });
+    dlg.append(h('h2', { text: 'Delete plugin' }), form);
+  });
+}
+
+function pluginDialog(p, topics) {
+  openDialog((dlg, close) => {
+    dlg.append(
+      h('h2', { text: `Plugin ${p.name}` }),
+      h('dl', { class: 'meta', id: 'plugin-detail' },
+        h('dt', { text: 'kind' }), h('dd', { text: p.kind }),
+        h('dt', { text: 'ABI version' }), h('dd', { text: String(p.abi_version) }),
+        h('dt', { text: 'size' }), h('dd', { text: `${fmtBytes(p.size_bytes)} (${fmtNum(p.size_bytes)} B)` }),
+        h('dt', { text: 'sha256' }), h('dd', { text: p.sha256 }),
+        h('dt', { text: 'uploaded' }), h('dd', { text: new Date(p.uploaded_ms).toISOString() }),
+        h('dt', { text: 'calls' }), h('dd', { text: fmtNum(p.calls) }),
+        h('dt', { text: 'records' }), h('dd', { text: fmtNum(p.records) }),
+        h('dt', { text: 'errors' }), h('dd', { text: fmtNum(p.errors) }),
+        p.last_error ? [h('dt', { text: 'last error' }), h('dd', { text: p.last_error })] : null,
+        h('dt', { text: 'partitioner of' }), h('dd', { text: topics.length ? topics.join(', ') : '–' })),
+      h('div', { class: 'buttons' }, h('button', { type: 'button', text: 'Close', onclick: close })));
+  });
+}
+
+class PluginsPage {
+  constructor() {
+    this.filterText = '';
+    this.plugins = [];
+    this.tbody = h('tbody', {}, h('tr', {}, h('td', { colspan: 10, class: 'empty', text: 'Loading…' })));
+    this.selection = new Selection(this.tbody);
+    this.count = h('span', { class: 'badge' });
+    this.name = h('input', { name: 'name', id: 'upload-name', required: true, pattern: '[a-zA-Z0-9._\\-]+', maxlength: 249, placeholder: 'plugin name', autocomplete: 'off', spellcheck: 'false', 'aria-label': 'Plugin name' });
+    this.file = h('input', { name: 'file', id: 'upload-file', type: 'file', accept: '.wasm,application/wasm', required: true, 'aria-label': '.wasm module' });
+    this.file.addEventListener('change', () => {
+      const f = this.file.files[0];
+      if (f && !this.name.value) this.name.value = f.name.replace(/\.wasm$/i, '').replace(/[^a-zA-Z0-9._-]/g, '-');
+    });
+    this.uploadResult = h('span', { class: 'result', id: 'upload-result', role: 'status' });
+    this.uploadButton = h('button', { class: 'primary', type: 'submit' }, 'Upload', h('kbd', { text: 'u' }));
+    const form = h('form', { class: 'upload', id: 'upload-form' }, this.file, this.name, this.uploadButton, this.uploadResult);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.upload();
+    });
+    this.el = h('section', { id: 'plugins-page' },
+      h('div', { class: 'head' }, h('h1', { text: 'Plugins' }), this.count, h('span', { class: 'spacer' }),
+        h('span', { class: 'muted', text: 'WebAssembly filters and partitioners that run in the broker' })),
+      h('div', { class: 'panel' }, h('h2', { text: 'Upload a .wasm module' }), h('div', { class: 'body' }, form,
+        h('p', { class: 'muted small' }, 'Uploading under an existing name replaces the plugin for new attachments. Attach a filter from a topic\'s live tail; a partitioner with the topic settings ',
+          h('code', { text: 'partitioner' }), ' and ', h('code', { text: 'partitioner.param.*' }), '.'))),
+      h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'plugins-table' },
+        h('thead', {}, h('tr', {}, h('th', { text: 'Plugin' }), h('th', { text: 'Kind' }), h('th', { class: 'num', text: 'Size' }), h('th', { text: 'sha256' }),
+          h('th', { text: 'Uploaded' }), h('th', { text: 'Partitioner of' }), h('th', { class: 'num', text: 'Calls' }), h('th', { class: 'num', text: 'Records' }),
+          h('th', { text: 'Health' }), h('th', {}))),
+        this.tbody))));
+    this.keys = { u: () => this.file.focus(), d: () => this.deleteSelected() };
+    this.stop = poll(() => this.load(), 2000);
+  }
+
+  async load() {
+    this.plugins = await fetchPlugins();
+    this.render();
+  }
+
+  async upload() {
+    const f = this.file.files[0];
+    const name = this.name.value.trim();
+    if (!f || !name) {
+      this.uploadResult.className = 'result bad';
+      this.uploadResult.textContent = !f ? 'choose a .wasm file' : 'name the plugin';
+      return;
+    }
+    this.uploadButton.disabled = true;
+    this.uploadResult.className = 'result';
+    this.uploadResult.textContent = `uploading ${fmtBytes(f.size)} and compiling…`;
+    try {
+      const p = await api('PUT', `/v1/plugins/${encodeURIComponent(name)}`, f);
+      this.uploadResult.className = 'result ok';
+      this.uploadResult.dataset.plugin = p.name;
+      this.uploadResult.textContent = `✓ ${p.name}: ${p.kind}, ${fmtBytes(p.size_bytes)}, sha256 ${shortSha(p.sha256)}`;
+      this.file.value = '';
+      this.name.value = '';
+      await this.load();
+    } catch (e) {
+      this.uploadResult.className = 'result bad';
+      this.uploadResult.textContent = errText(e);
+    } finally {
+      this.uploadButton.disabled = false;
+    }
+  }
+
+  deleteSelected() {
+    const row = this.selection.rows()[this.selection.index];
+    if (row) deletePluginDialog(row.dataset.plugin, () => this.load());
+  }
+
+  filter(text) {
+    this.filterText = text.toLowerCase();
+    this.render();
+  }
+
+  render() {
+    const visible = this.plugins.filter((p) => p.name.toLowerCase().includes(this.filterText));
+    this.count.textContent = String(visible.length);
+    // Rebuild only when something changed (polls repeat; rows keep focus and selection).
+    const key = JSON.stringify([visible, this.plugins.length, Math.floor(Date.now() / 60000)]);
+    if (key === this.rendered) return;
+    this.rendered = key;
+    const selected = this.selection.rows()[this.selection.index]?.dataset.plugin;
+    if (!visible.length) {
+      this.tbody.replaceChildren(h('tr', {}, h('td', { colspan: 10, class: 'empty' },
+        this.plugins.length ? 'No plugin matches the filter.' : ['No plugins yet. Press ', h('kbd', { text: 'u' }), ' to upload a .wasm module.'])));
+      return;
+    }
+    this.tbody.replaceChildren(...visible.map((p) => {
+      const topics = p.partitioner_of || [];
+      const tr = h('tr', { 'data-href': '', 'data-plugin': p.name, 'aria-selected': p.name === selected ? 'true' : null },
+        h('td', {}, h('a', { href: '#/plugins', text: p.name, onclick: (ev) => { ev.preventDefault(); pluginDialog(p, topics); } })),
+        h('td', {}, h('span', { class: 'badge', text: p.kind })),
+        h('td', { class: 'num', title: `${fmtNum(p.size_bytes)} B`, text: fmtBytes(p.size_bytes) }),
+        h('td', { class: 'mono', title: p.sha256, text: shortSha(p.sha256) }),
+        h('td', { title: new Date(p.uploaded_ms).toISOString(), text: fmtAgo(p.uploaded_ms) }),
+        h('td', { class: 'attachments' }, topics.length ? topics.map((t) => h('a', { class: 'chip', href: `#/topics/${encodeURIComponent(t)}`, text: t })) : h('span', { class: 'muted', text: '–' })),
+        h('td', { class: 'num', text: fmtNum(p.calls) }), h('td', { class: 'num', text: fmtNum(p.records) }),
+        h('td', { class: 'health' }, healthBadge(p)),
+        h('td', { class: 'actions' }, h('button', { class: 'ghost danger', type: 'button', title: 'Delete plugin', text: 'Delete', onclick: (ev) => { ev.stopPropagation(); deletePluginDialog(p.name, () => this.load()); } })));
+      tr.addEventListener('click', (ev) => { if (ev.target.tagName !== 'A' && ev.target.tagName !== 'BUTTON') pluginDialog(p, topics); });
+      return tr;
+    }));
+  }
+
+  move(d) { this.selection.move(d); }
+
+  open() {
+    const row = this.selection.rows()[this.selection.index];
+    const p = row && this.plugins.find((x) => x.name === row.dataset.plugin);
+    if (p) pluginDialog(p, p.partitioner_of || []);
+  }
+
+  destroy() { this.stop(); }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Broker page
 
 class BrokerPage {
@@ -1146,6 +1437,7 @@ class BrokerPage {
     this.cards = {};
     const card = (key, label, small) => h('div', { class: 'card' }, h('div', { class: 'label', text: label }), (this.cards[key] = h('div', { class: `value${small ? ' small' : ''}`, id: `broker-${key}`, text: '–' })));
     this.brokers = h('tbody', {});
+    this.leaders = h('tbody', {});
     this.conn = h('dl', { class: 'meta', id: 'connection-info' });
     this.el = h('section', { id: 'broker-page' },
       h('div', { class: 'head' }, h('h1', { text: 'Broker' })),
@@ -1155,6 +1447,8 @@ class BrokerPage {
         card('size', 'Log size'), card('connections', 'Connections'), card('websockets', 'WebSockets')),
       h('div', { class: 'panel' }, h('h2', { text: 'Brokers' }), h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'brokers-table' },
         h('thead', {}, h('tr', {}, ['Id', 'Address', 'Version', 'Role'].map((t) => h('th', { text: t })))), this.brokers))),
+      h('div', { class: 'panel' }, h('h2', { text: 'Partition leaders' }), h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'leaders-table' },
+        h('thead', {}, h('tr', {}, h('th', { text: 'Topic' }), h('th', { class: 'num', text: 'Partitions' }), h('th', { text: 'Leader per partition' }))), this.leaders))),
       h('div', { class: 'panel' }, h('h2', { text: 'This console\'s connection' }), h('div', { class: 'body' }, this.conn)));
     this.stop = poll(() => this.load(), 2000);
     this.off = app.sampler.on(() => this.totals());
@@ -1182,6 +1476,7 @@ class BrokerPage {
         h('td', { class: 'num', text: String(b.id) }), h('td', { class: 'mono', text: b.address }), h('td', { class: 'mono', text: b.version }),
         h('td', {}, b.id === cluster.controller ? h('span', { class: 'badge ok', text: 'controller' }) : h('span', { class: 'badge', text: 'broker' })))));
     }
+    await this.loadLeaders(cluster);
     const s = app.client.server || {};
     this.conn.replaceChildren(
       h('dt', { text: 'WebSocket' }), h('dd', { text: app.client.url }),
@@ -1191,6 +1486,31 @@ class BrokerPage {
       h('dt', { text: 'max frame' }), h('dd', { text: s.max_frame_bytes ? fmtBytes(s.max_frame_bytes) : '–' }),
       h('dt', { text: 'max in flight' }), h('dd', { text: String(s.max_in_flight ?? '–') }));
     this.totals();
+  }
+
+  /**
+   * Each partition's leader: the `leader` of the topic description when the broker reports one
+   * (a cluster), else — on a single broker — that broker, which leads every partition.
+   */
+  async loadLeaders(cluster) {
+    const topics = (await app.client.listTopics()).slice(0, MAX_LEADER_TOPICS);
+    const described = await Promise.all(topics.map((t) => app.client.describeTopic(t.name).catch(() => null)));
+    const only = cluster && cluster.brokers.length === 1 ? cluster.brokers[0].id : null;
+    const rows = described.filter(Boolean).map((d) => {
+      const leaders = d.partitions.map((p) => (p.leader !== undefined && p.leader !== null ? p.leader : only));
+      return h('tr', { 'data-topic': d.name },
+        h('td', {}, h('a', { href: `#/topics/${encodeURIComponent(d.name)}`, text: d.name })),
+        h('td', { class: 'num', text: fmtNum(d.partitions.length) }),
+        h('td', {}, d.partitions.map((p, i) => h('span', { class: 'chip', 'data-partition': p.partition, 'data-leader': leaders[i] ?? '', title: `partition ${p.partition}`, text: `P${p.partition} → ${leaders[i] === null ? 'unknown' : `broker ${leaders[i]}`}` }))));
+    });
+    this.leaders.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 3, class: 'empty', text: 'No topics.' }))]));
+    this.filter(this.filterText || '');
+  }
+
+  /** The search box narrows the partition leaders to matching topics. */
+  filter(text) {
+    this.filterText = text.toLowerCase();
+    for (const tr of this.leaders.querySelectorAll('tr[data-topic]')) tr.hidden = !tr.dataset.topic.toLowerCase().includes(this.filterText);
   }
 
   totals() {
@@ -1229,6 +1549,7 @@ function route() {
   if (section === 'topics' && parts[1]) app.view = new TopicPage(parts[1]);
   else if (section === 'groups' && parts[1]) app.view = new GroupPage(parts[1]);
   else if (section === 'groups') app.view = new GroupsPage();
+  else if (section === 'plugins') app.view = new PluginsPage();
   else if (section === 'broker') app.view = new BrokerPage();
   else {
     section = 'topics';
@@ -1259,7 +1580,7 @@ function onKey(e) {
   if (pendingG) {
     clearTimeout(pendingG);
     pendingG = null;
-    const to = { t: '#/topics', g: '#/groups', b: '#/broker' }[e.key];
+    const to = { t: '#/topics', g: '#/groups', p: '#/plugins', b: '#/broker' }[e.key];
     if (to) {
       e.preventDefault();
       location.hash = to;

@@ -465,23 +465,64 @@ async fn offsets(
 /// Uploaded plugins.
 #[derive(serde::Serialize)]
 struct PluginList {
-    plugins: Vec<sluice_broker::PluginDescription>,
+    plugins: Vec<PluginEntry>,
 }
 
-#[utoipa::path(get, path = "/v1/plugins", responses((status = 200, description = "{\"plugins\": [...]}")))]
+/// A plugin as `GET /v1/plugins[/{name}]` answers it: its description plus the topics that
+/// route with it (their `partitioner` setting), which is why a delete would be refused. The
+/// console's plugins page shows them.
+#[derive(serde::Serialize)]
+struct PluginEntry {
+    #[serde(flatten)]
+    plugin: sluice_broker::PluginDescription,
+    /// Topics whose partitioner this plugin is, by name.
+    partitioner_of: Vec<String>,
+}
+
+/// Plugin name → the topics that route with it, sorted.
+fn partitioner_users(state: &AppState) -> HashMap<String, Vec<String>> {
+    let mut users: HashMap<String, Vec<String>> = HashMap::new();
+    for topic in state.broker.topics() {
+        if let Some((plugin, _)) = topic.settings().partitioner() {
+            users.entry(plugin).or_default().push(topic.name.clone());
+        }
+    }
+    for topics in users.values_mut() {
+        topics.sort_unstable();
+    }
+    users
+}
+
+#[utoipa::path(get, path = "/v1/plugins", responses((status = 200, description = "{\"plugins\": [...]}, each with `partitioner_of` (the topics routing with it)")))]
 async fn list_plugins(State(state): State<Arc<AppState>>) -> Json<PluginList> {
+    let mut users = partitioner_users(&state);
     Json(PluginList {
-        plugins: state.broker.list_plugins(),
+        plugins: state
+            .broker
+            .list_plugins()
+            .into_iter()
+            .map(|plugin| PluginEntry {
+                partitioner_of: users.remove(&plugin.name).unwrap_or_default(),
+                plugin,
+            })
+            .collect(),
     })
 }
 
 #[utoipa::path(get, path = "/v1/plugins/{name}", params(("name" = String, Path)),
-    responses((status = 200, description = "kind, ABI version, size, sha256, upload time, health"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "kind, ABI version, size, sha256, upload time, health, `partitioner_of`"), (status = 404, body = ErrorBody)))]
 async fn describe_plugin(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<sluice_broker::PluginDescription>> {
-    Ok(Json(state.broker.describe_plugin(&name)?))
+) -> ApiResult<Json<PluginEntry>> {
+    let plugin = state.broker.describe_plugin(&name)?;
+    let partitioner_of = partitioner_users(&state)
+        .remove(&plugin.name)
+        .unwrap_or_default();
+    Ok(Json(PluginEntry {
+        plugin,
+        partitioner_of,
+    }))
 }
 
 #[utoipa::path(put, path = "/v1/plugins/{name}", params(("name" = String, Path)),

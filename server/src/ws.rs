@@ -672,6 +672,17 @@ async fn handle(
             .list_offsets(&topic, timestamp)
             .await
             .map(Answer::Offsets),
+        // The frame size limit bounds the module before it is decoded; the plugin host then
+        // refuses modules over its own cap (10 MiB by default) with `invalid_plugin`.
+        Request::UploadPlugin { name, module } => broker
+            .upload_plugin(&name, module)
+            .await
+            .map(Answer::Plugin),
+        Request::ListPlugins => Ok(Answer::Plugins(PluginList {
+            plugins: broker.list_plugins(),
+        })),
+        Request::DescribePlugin { name } => broker.describe_plugin(&name).map(Answer::Plugin),
+        Request::DeletePlugin { name } => broker.delete_plugin(&name).map(|()| Answer::Done),
         Request::Hello { .. }
         | Request::Subscribe { .. }
         | Request::Credit { .. }
@@ -864,8 +875,30 @@ async fn deliver(
                 None => fetched,
             };
             if fetched.batches.is_empty() {
-                // Everything was filtered out: move on past it without a push.
+                // Everything was filtered out: push no records, only the new position (a
+                // delivery of 0 bytes, which uses no credit), so that the client's position
+                // passes the dropped records and a commit does not send it back over them.
                 positions[i].offset = fetched.info.next_offset;
+                let frame = ServerFrame {
+                    id: None,
+                    subscription: None,
+                    body: ServerBody::Records(Delivery {
+                        subscription: sid,
+                        bytes: 0,
+                        fetch: FetchResponse {
+                            topic: topic.clone(),
+                            partition: part.id,
+                            records: Vec::new(),
+                            batches: None,
+                            next_offset: fetched.info.next_offset,
+                            high_watermark: fetched.info.high_watermark,
+                            log_start_offset: fetched.info.log_start_offset,
+                        },
+                    }),
+                };
+                if out.send(encode(format, &frame)).await.is_err() {
+                    return;
+                }
                 sent_any = true;
                 continue;
             }

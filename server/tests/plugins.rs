@@ -328,3 +328,59 @@ async fn a_topic_partitioner_plugin_routes_records_sent_without_a_partition() {
     http.produce("t", json!([{"key": "21", "value": "k"}]))
         .await;
 }
+
+#[tokio::test]
+async fn the_plugin_list_names_the_topics_that_route_with_each_partitioner() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    upload(&http, "route", wat("hostile/bad_partitioner.wat"))
+        .await
+        .expect(200);
+    upload(&http, "keep", wat("examples/wat/drop_tombstones.wat"))
+        .await
+        .expect(200);
+    for name in ["b", "a"] {
+        http.post(
+            "/v1/topics",
+            &json!({"name": name, "partitions": 2, "configs": {"partitioner": "route"}}),
+        )
+        .await
+        .expect(201);
+    }
+    http.create_topic("plain", 1).await;
+    let users = |list: &serde_json::Value, name: &str| {
+        list["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {list}"))["partitioner_of"]
+            .clone()
+    };
+    let list = http.get("/v1/plugins").await.expect(200);
+    assert_eq!(users(&list, "route"), json!(["a", "b"]));
+    assert_eq!(users(&list, "keep"), json!([]));
+    let one = http.get("/v1/plugins/route").await.expect(200);
+    assert_eq!(one["kind"], "partitioner");
+    assert_eq!(one["partitioner_of"], json!(["a", "b"]));
+
+    // Taking it off a topic removes that topic; a delete is refused while one is left.
+    http.patch("/v1/topics/a", &json!({"configs": {"partitioner": null}}))
+        .await
+        .expect(200);
+    let one = http.get("/v1/plugins/route").await.expect(200);
+    assert_eq!(one["partitioner_of"], json!(["b"]));
+    let refused = http
+        .delete("/v1/plugins/route")
+        .await
+        .expect_error(400, "invalid_config");
+    assert!(
+        refused["message"].as_str().unwrap().contains("`b`"),
+        "{refused}"
+    );
+    http.delete("/v1/topics/b").await.expect(200);
+    http.delete("/v1/plugins/route").await.expect(200);
+    http.get("/v1/plugins/route")
+        .await
+        .expect_error(404, "unknown_plugin");
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Browser end-to-end tests: the web console and the JavaScript client in headless Chromium
-# against the real `sluice` binary. Installs what it needs (idempotently), builds the broker,
-# runs the tests; screenshots go to tests/browser/artifacts/.
+# against the real `sluice` binary. Installs what it needs (idempotently), builds the broker and
+# the example plugins, runs the tests; screenshots go to tests/browser/artifacts/.
 #
 #   tests/browser/run.sh            (from anywhere; honours $CARGO_TARGET_DIR, default target/)
 set -euo pipefail
@@ -32,8 +32,20 @@ if [ -z "${SLUICE_BIN:-}" ] || [ ! -x "$SLUICE_BIN" ]; then
   SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice"
 fi
 
+# The example plugins the tests upload (keyword filter, JSON filter, JSON partitioner), built
+# as core/wasm's tests build them: from plugins/ (its .cargo/config.toml applies), into a target
+# dir of their own under the shared one, so this cargo never waits on the workspace's locks.
+if [ -z "${PLUGINS_DIR:-}" ]; then
+  step "example plugins (cargo build --release --target wasm32-unknown-unknown in plugins/)"
+  rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' \
+    || rustup target add wasm32-unknown-unknown
+  (cd "$root/plugins" && env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS CARGO_TARGET_DIR="$CARGO_TARGET_DIR/plugins" \
+    cargo build --release --locked --target wasm32-unknown-unknown)
+  PLUGINS_DIR="$CARGO_TARGET_DIR/plugins/wasm32-unknown-unknown/release"
+fi
+
 step "browser tests (headless Chromium)"
 mkdir -p "$here/artifacts"
-SLUICE_BIN="$SLUICE_BIN" ARTIFACTS="$here/artifacts" \
-  node --test --test-concurrency=1 --test-timeout=60000 "$here/e2e.test.mjs"
+SLUICE_BIN="$SLUICE_BIN" PLUGINS_DIR="$PLUGINS_DIR" ARTIFACTS="$here/artifacts" \
+  node --test --test-concurrency=1 --test-timeout=120000 "$here/e2e.test.mjs"
 echo "screenshots: $here/artifacts/"

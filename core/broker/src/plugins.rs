@@ -16,31 +16,8 @@ use sluice_protocol::{ErrorBody, ErrorCode, validate_topic_name};
 use sluice_storage::now_ms;
 use sluice_wasm::{Filter, HostConfig, Limits, Plugin, PluginHost};
 
-/// A plugin as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PluginDescription {
-    /// Name.
-    pub name: String,
-    /// `filter` or `partitioner`.
-    pub kind: String,
-    /// The ABI version the module exports.
-    pub abi_version: i32,
-    /// Bytes of the module.
-    pub size_bytes: usize,
-    /// sha256 of the module, hex.
-    pub sha256: String,
-    /// When it was uploaded (ms).
-    pub uploaded_ms: u64,
-    /// Calls, records, errors and timeouts since the broker started.
-    pub calls: u64,
-    /// Records it processed.
-    pub records: u64,
-    /// Calls that failed (traps, timeouts, bad answers).
-    pub errors: u64,
-    /// The last error, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-}
+/// A plugin as clients see it (the protocol's type: HTTP and WebSocket answer the same).
+pub use sluice_protocol::types::PluginDescription;
 
 #[derive(Serialize, Deserialize)]
 struct Meta {

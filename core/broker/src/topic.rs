@@ -148,6 +148,14 @@ impl TopicSettings {
             UNCLEAN_LEADER_ELECTION.to_string(),
             self.unclean_leader_election.to_string(),
         );
+        // The partitioner plugin and its parameters, when set: clients route by them (the SDK
+        // leaves such topics' records to the broker).
+        out.extend(
+            self.overrides
+                .iter()
+                .filter(|(k, _)| *k == PARTITIONER || k.starts_with(PARTITIONER_PARAM))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         out
     }
 }

@@ -178,6 +178,27 @@ pub enum Request {
         #[serde(flatten)]
         reset: ResetOffsets,
     },
+    /// Upload (or replace) a plugin: a WebAssembly module, validated and compiled before it
+    /// is stored. The module travels as bytes in binary frames and as base64 text in JSON.
+    UploadPlugin {
+        /// Plugin name (the topic naming rules).
+        name: String,
+        /// The `.wasm` module.
+        #[serde(with = "crate::data::base64_bytes")]
+        module: Vec<u8>,
+    },
+    /// Every uploaded plugin.
+    ListPlugins,
+    /// One plugin: kind, ABI version, size, sha256, upload time, health counters.
+    DescribePlugin {
+        /// Plugin name.
+        name: String,
+    },
+    /// Delete a plugin (refused while a topic routes with it).
+    DeletePlugin {
+        /// Plugin name.
+        name: String,
+    },
 }
 
 /// What the server sends.
@@ -243,8 +264,12 @@ pub enum Response {
     Groups(GroupList),
     /// A group in detail.
     Group(GroupDescription),
-    /// Done (credit, unsubscribe, commit, delete group).
+    /// Done (credit, unsubscribe, commit, delete group, delete plugin).
     Done,
+    /// A plugin (upload, describe).
+    Plugin(PluginDescription),
+    /// Every uploaded plugin.
+    Plugins(PluginList),
     /// An answer type this client does not know (a newer server); ignore it.
     #[serde(other)]
     Unknown,
@@ -346,6 +371,58 @@ mod tests {
             id: 4,
             request: Request::ListTopics,
         });
+        round_trip(&ClientFrame {
+            id: 5,
+            request: Request::UploadPlugin {
+                name: "p".into(),
+                module: vec![0, 0x61, 0x73, 0x6d, 0xff],
+            },
+        });
+    }
+
+    #[test]
+    fn plugin_modules_are_base64_in_json_and_bytes_in_binary() {
+        let frame = ClientFrame {
+            id: 7,
+            request: Request::UploadPlugin {
+                name: "grep".into(),
+                module: b"\0asm".to_vec(),
+            },
+        };
+        assert_eq!(
+            to_json(&frame),
+            r#"{"id":7,"op":"upload_plugin","name":"grep","module":"AGFzbQ=="}"#
+        );
+        let bin = to_binary(&frame);
+        // MessagePack bin 8 marker, length 4, then the bytes themselves.
+        assert!(bin.windows(6).any(|w| w == [0xc4, 4, 0, b'a', b's', b'm']));
+        let bad = from_json::<ClientFrame>(
+            r#"{"id":7,"op":"upload_plugin","name":"grep","module":"not base64!"}"#,
+        );
+        assert!(bad.is_err());
+        let answer = ServerFrame {
+            id: Some(7),
+            subscription: None,
+            body: ServerBody::Ok(Response::Plugins(PluginList {
+                plugins: vec![PluginDescription {
+                    name: "grep".into(),
+                    kind: "filter".into(),
+                    abi_version: 1,
+                    size_bytes: 4,
+                    sha256: "00".repeat(32),
+                    uploaded_ms: 5,
+                    calls: 0,
+                    records: 0,
+                    errors: 0,
+                    last_error: None,
+                }],
+            })),
+        };
+        assert_eq!(
+            from_binary::<ServerFrame>(&to_binary(&answer)).unwrap(),
+            answer
+        );
+        assert_eq!(from_json::<ServerFrame>(&to_json(&answer)).unwrap(), answer);
     }
 
     #[test]

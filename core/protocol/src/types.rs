@@ -596,3 +596,38 @@ pub struct FilterSpec {
     #[serde(default)]
     pub params: BTreeMap<String, String>,
 }
+
+/// An uploaded plugin as clients see it: what it is and how it has been doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PluginDescription {
+    /// Name.
+    pub name: String,
+    /// `filter` or `partitioner`.
+    pub kind: String,
+    /// The ABI version the module exports.
+    pub abi_version: i32,
+    /// Bytes of the module.
+    pub size_bytes: usize,
+    /// sha256 of the module, hex.
+    pub sha256: String,
+    /// When it was uploaded (ms since the epoch).
+    pub uploaded_ms: u64,
+    /// Calls since the broker started.
+    pub calls: u64,
+    /// Records it processed since the broker started.
+    pub records: u64,
+    /// Calls that failed (traps, timeouts, bad answers).
+    pub errors: u64,
+    /// The last error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Every uploaded plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PluginList {
+    /// Sorted by name.
+    pub plugins: Vec<PluginDescription>,
+}

@@ -157,3 +157,51 @@ pub async fn create_topic(client: &Client, name: &str, partitions: u32) {
         .await
         .expect("create topic");
 }
+
+/// A built example plugin from the separate `plugins/` workspace, by crate name with
+/// underscores (`keyword_filter`). The examples are built once per test binary with
+///
+/// ```text
+/// cd plugins && cargo build --release --locked --target wasm32-unknown-unknown
+/// ```
+///
+/// into `<target dir>/plugins` (its own target dir, so the nested cargo never waits on the
+/// outer one's lock), as the plugin host's tests do. `SLUICE_PLUGINS_DIR` names a directory of
+/// already-built `.wasm` files instead.
+pub fn example_plugin(name: &str) -> Vec<u8> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("SLUICE_PLUGINS_DIR") {
+            return PathBuf::from(dir);
+        }
+        // CARGO_TARGET_TMPDIR is <target dir>/tmp.
+        let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("the tmp dir is inside the target dir")
+            .join("plugins");
+        // From plugins/, so that plugins/.cargo/config.toml applies.
+        let output = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                "wasm32-unknown-unknown",
+            ])
+            .current_dir(workspace_root().join("plugins"))
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .expect("run cargo to build the example plugins");
+        assert!(
+            output.status.success(),
+            "building the example plugins failed (is the target installed? \
+             `rustup target add wasm32-unknown-unknown`):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        target.join("wasm32-unknown-unknown/release")
+    });
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}

@@ -6,6 +6,12 @@
 //! deletes it afterwards (`--keep` keeps it). Latency (`e2e`, `group`) is measured from the
 //! moment `send` was called to the moment a consumer received the record: the send time
 //! travels in a record header, `bench-ts`.
+//!
+//! With `--filter NAME` the consumers attach that uploaded filter plugin (parameters from
+//! `--filter-param k=v`): the broker sends only the records it keeps, so the run counts the
+//! records read through the filter by the consumers' positions (`scanned`) as well as the
+//! records delivered. `--json-values` makes the values JSON objects with a `region` field (for
+//! the JSON filter and partitioner examples) and `--keys N` gives records one of N keys.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -43,7 +49,9 @@ Examples:
   sluice bench produce --count 1000000 --record-bytes 100
   sluice bench consume --duration 10 --partitions 4 --consumers 2
   sluice bench e2e --rate 100000 --duration 30 --json
-  sluice bench group --partitions 6 --consumers 3 --producers 2")]
+  sluice bench group --partitions 6 --consumers 3 --producers 2
+  sluice bench consume --json-values --filter grep --filter-param keyword='\"eu\"'
+  sluice bench produce --topic routed --keys 1000 --json-values")]
 pub struct BenchArgs {
     #[command(flatten)]
     pub client: ClientOpts,
@@ -88,6 +96,42 @@ pub struct BenchArgs {
     /// Most records per second in all producers together (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Consumers attach this uploaded filter plugin (consume, e2e, group).
+    #[arg(long, value_name = "NAME")]
+    pub filter: Option<String>,
+    /// A parameter of the filter plugin, KEY=VALUE (repeatable).
+    #[arg(long = "filter-param", value_name = "KEY=VALUE", requires = "filter", value_parser = parse_param)]
+    pub filter_params: Vec<(String, String)>,
+    /// Values are JSON objects `{"region":"eu|us|ap|sa","pad":"xx.."}` of --record-bytes
+    /// (the region cycling per record) instead of --record-bytes of `x`.
+    #[arg(long)]
+    pub json_values: bool,
+    /// Give records one of this many keys (`key-0` ...), cycling; 0 sends keyless records.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub keys: u64,
+}
+
+/// `KEY=VALUE`.
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+/// The regions `--json-values` cycles through.
+const REGIONS: [&str; 4] = ["eu", "us", "ap", "sa"];
+
+/// The value of records of region `i % 4`: `{"region":"..","pad":"xx.."}` padded to `bytes`
+/// (or just the object when `bytes` is smaller).
+fn json_value(i: usize, bytes: usize) -> Bytes {
+    let head = format!(r#"{{"region":"{}","pad":""#, REGIONS[i % REGIONS.len()]);
+    let pad = bytes.saturating_sub(head.len() + 2);
+    let mut v = Vec::with_capacity(head.len() + pad + 2);
+    v.extend_from_slice(head.as_bytes());
+    v.resize(head.len() + pad, b'x');
+    v.extend_from_slice(b"\"}");
+    Bytes::from(v)
 }
 
 /// A benchmark scenario.
@@ -117,7 +161,11 @@ struct Report {
     batch_bytes: usize,
     linger_ms: u64,
     rate: u64,
-    /// Records measured: produced (produce) or consumed (the others).
+    /// The filter plugin the consumers attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter: Option<String>,
+    /// Records measured: produced (produce) or consumed (the others; with a filter, the
+    /// records it kept).
     records: u64,
     /// Value bytes of those records.
     bytes: u64,
@@ -127,6 +175,11 @@ struct Report {
     mb_per_sec: f64,
     produced: u64,
     consumed: Option<u64>,
+    /// With a filter: records the consumers read through it (kept or dropped), and per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scanned: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scanned_per_sec: Option<f64>,
     /// Send-to-receipt latency (e2e and group).
     latency_ms: Option<Latency>,
 }
@@ -160,6 +213,11 @@ fn sdk(e: sluice_client::Error) -> CliError {
 }
 
 async fn bench(args: &BenchArgs) -> Result<Report, CliError> {
+    if args.filter.is_some() && args.scenario == Scenario::Produce {
+        return Err(CliError::Other(
+            "--filter applies to the consume, e2e and group scenarios".into(),
+        ));
+    }
     if let Some(d) = args.duration
         && !(d.is_finite() && d > 0.0)
     {
@@ -209,6 +267,40 @@ struct Shared {
     assigned: AtomicU64,
     /// First offset of the run in each partition: older records are not counted.
     start_offsets: HashMap<u32, u64>,
+    /// With a filter: the furthest position any consumer reached in each partition.
+    positions: std::sync::Mutex<HashMap<u32, u64>>,
+    /// With a filter: records read through it, by the positions.
+    scanned: AtomicU64,
+    filter: Option<(String, Vec<(String, String)>)>,
+}
+
+impl Shared {
+    /// Whether the consumers are done: every record produced was read (through the filter,
+    /// by position) or received.
+    fn done(&self) -> bool {
+        let target = self.target.load(Ordering::Relaxed);
+        let got = match self.filter {
+            Some(_) => self.scanned.load(Ordering::Relaxed),
+            None => self.consumed.load(Ordering::Relaxed),
+        };
+        got >= target
+    }
+
+    /// Takes in a consumer's positions; returns whether any moved forward.
+    fn advance(&self, positions: impl Iterator<Item = (u32, u64)>) -> bool {
+        let mut known = self.positions.lock().expect("positions lock");
+        let mut moved = 0;
+        for (p, pos) in positions {
+            let start = self.start_offsets.get(&p).copied().unwrap_or(0);
+            let at = known.entry(p).or_insert(start);
+            if pos > *at {
+                moved += pos - *at;
+                *at = pos;
+            }
+        }
+        self.scanned.fetch_add(moved, Ordering::Relaxed);
+        moved > 0
+    }
 }
 
 async fn measure(args: &BenchArgs, client: &Client, topic: &str) -> Result<Report, CliError> {
@@ -227,6 +319,12 @@ async fn measure(args: &BenchArgs, client: &Client, topic: &str) -> Result<Repor
         target: AtomicU64::new(u64::MAX),
         assigned: AtomicU64::new(0),
         start_offsets: offsets.iter().map(|o| (o.partition, o.latest)).collect(),
+        positions: std::sync::Mutex::new(HashMap::new()),
+        scanned: AtomicU64::new(0),
+        filter: args
+            .filter
+            .clone()
+            .map(|name| (name, args.filter_params.clone())),
     });
     let latency = matches!(args.scenario, Scenario::E2e | Scenario::Group);
     let progress = std::io::stderr()
@@ -297,11 +395,16 @@ async fn measure(args: &BenchArgs, client: &Client, topic: &str) -> Result<Repor
         producers.push(tokio::spawn(produce(
             shared.clone(),
             options,
-            quota,
-            until,
-            rate,
-            args.record_bytes,
-            latency,
+            Load {
+                quota,
+                until,
+                rate,
+                record_bytes: args.record_bytes,
+                stamp: latency,
+                json_values: args.json_values,
+                keys: args.keys,
+                first_key: u64::from(i),
+            },
         )));
     }
     let mut produced = 0;
@@ -362,6 +465,10 @@ async fn measure(args: &BenchArgs, client: &Client, topic: &str) -> Result<Repor
     };
     let bytes = records * args.record_bytes as u64;
     let seconds = seconds.max(1e-9);
+    let scanned = shared
+        .filter
+        .as_ref()
+        .map(|_| shared.scanned.load(Ordering::Relaxed));
     Ok(Report {
         scenario: args.scenario,
         topic: topic.to_string(),
@@ -374,6 +481,7 @@ async fn measure(args: &BenchArgs, client: &Client, topic: &str) -> Result<Repor
         },
         record_bytes: args.record_bytes,
         acks: args.acks.to_string(),
+        filter: args.filter.clone(),
         batch_bytes: args.batch_bytes,
         linger_ms: args.linger_ms,
         rate: args.rate,
@@ -384,24 +492,52 @@ async fn measure(args: &BenchArgs, client: &Client, topic: &str) -> Result<Repor
         mb_per_sec: bytes as f64 / 1e6 / seconds,
         produced,
         consumed: (args.scenario != Scenario::Produce).then_some(consumed),
+        scanned,
+        scanned_per_sec: scanned.map(|n| n as f64 / seconds),
         latency_ms: latency.then(|| histogram.latency()),
     })
+}
+
+/// What one producer sends.
+struct Load {
+    quota: Option<u64>,
+    until: Option<Instant>,
+    rate: f64,
+    record_bytes: usize,
+    stamp: bool,
+    json_values: bool,
+    keys: u64,
+    /// Where this producer starts in the key cycle.
+    first_key: u64,
 }
 
 /// One producer: sends its quota (or until the deadline), then flushes.
 async fn produce(
     shared: Arc<Shared>,
     options: ProducerOptions,
-    quota: Option<u64>,
-    until: Option<Instant>,
-    rate: f64,
-    record_bytes: usize,
-    stamp: bool,
+    load: Load,
 ) -> Result<u64, CliError> {
+    let Load {
+        quota,
+        until,
+        rate,
+        record_bytes,
+        stamp,
+        json_values,
+        keys,
+        first_key,
+    } = load;
     let client = Client::connect(&shared.url).await.map_err(sdk)?;
     let producer = client.producer(options);
-    // One value shared by every record: the producer copies it into its batch.
-    let value = Bytes::from(vec![b'x'; record_bytes]);
+    // Values shared by the records: the producer copies them into its batches.
+    let values: Vec<Bytes> = if json_values {
+        (0..REGIONS.len())
+            .map(|i| json_value(i, record_bytes))
+            .collect()
+    } else {
+        vec![Bytes::from(vec![b'x'; record_bytes])]
+    };
+    let keys: Vec<Bytes> = (0..keys).map(|k| Bytes::from(format!("key-{k}"))).collect();
     let topic = shared.topic.as_str();
     let start = Instant::now();
     let mut sent = 0u64;
@@ -422,7 +558,11 @@ async fn produce(
                 break;
             }
         }
-        let mut record = ProducerRecord::new(topic, value.clone());
+        let mut record = ProducerRecord::new(topic, values[sent as usize % values.len()].clone());
+        if !keys.is_empty() {
+            record =
+                record.with_key(keys[((first_key + sent) % keys.len() as u64) as usize].clone());
+        }
         if stamp {
             let now = shared.epoch.elapsed().as_nanos() as u64;
             record = record.with_header(TS_HEADER, Bytes::copy_from_slice(&now.to_be_bytes()));
@@ -447,6 +587,9 @@ async fn consume(
     let client = Client::connect(&shared.url).await.map_err(sdk)?;
     let topic = shared.topic.as_str();
     let mut options = ConsumerOptions::new([topic]).credit_bytes(32 << 20);
+    if let Some((name, params)) = &shared.filter {
+        options = options.filter(name.clone(), params.iter().cloned());
+    }
     let mut ready = false;
     options = match (&group, &partitions) {
         (Some(g), _) => options
@@ -471,13 +614,22 @@ async fn consume(
     let mut seen = 0u64;
     let mut idle_since = Instant::now();
     loop {
-        if shared.consumed.load(Ordering::Relaxed) >= shared.target.load(Ordering::Relaxed) {
+        if shared.done() {
             break;
         }
         let batch = consumer
             .poll_batch(4096, Duration::from_millis(100))
             .await
             .map_err(sdk)?;
+        if shared.filter.is_some() {
+            let positions = consumer
+                .assignment()
+                .into_iter()
+                .filter_map(|(t, p)| Some((p, consumer.position(&t, p)?)));
+            if shared.advance(positions) {
+                idle_since = Instant::now();
+            }
+        }
         if !ready && !consumer.assignment().is_empty() {
             shared
                 .assigned
@@ -487,9 +639,10 @@ async fn consume(
         if batch.is_empty() {
             if shared.target.load(Ordering::Relaxed) != u64::MAX && idle_since.elapsed() > STALL {
                 return Err(CliError::Other(format!(
-                    "consumers stalled: {} of {} records received",
+                    "consumers stalled: {} of {} records received ({} read through the filter)",
                     shared.consumed.load(Ordering::Relaxed),
-                    shared.target.load(Ordering::Relaxed)
+                    shared.target.load(Ordering::Relaxed),
+                    shared.scanned.load(Ordering::Relaxed),
                 )));
             }
             continue;
@@ -567,6 +720,14 @@ fn print(report: &Report, json: bool, out: &mut Stdout) -> Result<(), CliError> 
         report.consumers,
         report.acks,
     ))?;
+    if let (Some(filter), Some(scanned), Some(rate)) =
+        (&report.filter, report.scanned, report.scanned_per_sec)
+    {
+        out.line(format_args!(
+            "filter {filter}: {scanned} records read through it ({rate:.0} records/s), {} kept",
+            report.records
+        ))?;
+    }
     if let Some(l) = &report.latency_ms {
         out.line(format_args!(
             "latency (ms): p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} samples)",
