@@ -25,7 +25,8 @@ use serde::de::DeserializeOwned;
 use sluice_broker::cluster::{
     BoxFuture, ClusterTransport, ControllerReply, ControllerRequest, NodeId, TypeConfig,
 };
-use sluice_broker::replica::{EpochEnd, ReplicaFetch, ReplicaFetched};
+use sluice_broker::replica::{EpochEnd, FetchedMeta, ForwardFetch, ReplicaFetch, ReplicaFetched};
+use sluice_protocol::types::{Acks, ProduceResponse};
 use sluice_protocol::{ErrorBody, ErrorCode};
 
 use crate::serve::AppState;
@@ -40,6 +41,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/controller", post(controller))
         .route("/internal/v1/replica/fetch", post(replica_fetch))
         .route("/internal/v1/replica/epoch", post(replica_epoch))
+        .route("/internal/v1/forward/produce", post(forward_produce))
+        .route("/internal/v1/forward/fetch", post(forward_fetch))
 }
 
 fn cluster_of(state: &AppState) -> Result<&Arc<sluice_broker::cluster::Cluster>, ErrorBody> {
@@ -117,6 +120,60 @@ async fn replica_fetch(
             Json(e),
         )
             .into_response(),
+    }
+}
+
+fn error_response(e: ErrorBody) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::from_u16(e.code.http_status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+        Json(e),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize, Serialize)]
+struct ForwardProduceQuery {
+    topic: String,
+    partition: u32,
+    acks: Acks,
+}
+
+/// A write another broker forwards for a client: served only if this broker leads the
+/// partition (never forwarded again).
+async fn forward_produce(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Query(q): axum::extract::Query<ForwardProduceQuery>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let topic = match state.broker.topic(&q.topic) {
+        Ok(t) => t,
+        Err(e) => return error_response(e),
+    };
+    match state
+        .broker
+        .produce_to_partition(&topic, q.partition, body.to_vec(), q.acks, false)
+        .await
+    {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn forward_fetch(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<ForwardFetch>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.broker.fetch_forwarded(req).await {
+        Ok(f) => {
+            let meta = FetchedMeta::from(f.info);
+            let header = serde_json::to_string(&meta).expect("serializes");
+            ([(FETCHED_HEADER, header)], f.batches).into_response()
+        }
+        Err(e) => error_response(e),
     }
 }
 
@@ -202,7 +259,58 @@ impl ClusterTransport for HttpTransport {
         req: ReplicaFetch,
     ) -> BoxFuture<'_, Result<(ReplicaFetched, Vec<u8>), ErrorBody>> {
         let addr = addr.to_string();
-        Box::pin(async move { self.fetch_from(&addr, &req).await })
+        Box::pin(async move {
+            self.fetch_from(&addr, "replica/fetch", &req, req.wait_ms)
+                .await
+        })
+    }
+
+    fn forward_produce(
+        &self,
+        addr: &str,
+        topic: &str,
+        partition: u32,
+        acks: Acks,
+        batches: Vec<u8>,
+    ) -> BoxFuture<'_, Result<ProduceResponse, ErrorBody>> {
+        let addr = addr.to_string();
+        let q = ForwardProduceQuery {
+            topic: topic.to_string(),
+            partition,
+            acks,
+        };
+        Box::pin(async move {
+            let resp = self
+                .client
+                .post(format!("http://{addr}/internal/v1/forward/produce"))
+                .query(&q)
+                .body(batches)
+                .send()
+                .await
+                .map_err(|e| unreachable(&addr, e))?;
+            let ok = resp.status().is_success();
+            let bytes = resp.bytes().await.map_err(|e| unreachable(&addr, e))?;
+            let bad = |e: serde_json::Error| {
+                ErrorBody::new(ErrorCode::Internal, format!("bad answer from {addr}: {e}"))
+            };
+            if ok {
+                serde_json::from_slice(&bytes).map_err(bad)
+            } else {
+                Err(serde_json::from_slice(&bytes).map_err(bad)?)
+            }
+        })
+    }
+
+    fn forward_fetch(
+        &self,
+        addr: &str,
+        req: ForwardFetch,
+    ) -> BoxFuture<'_, Result<(FetchedMeta, Vec<u8>), ErrorBody>> {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            self.fetch_from(&addr, "forward/fetch", &req, req.max_wait_ms)
+                .await
+        })
     }
 
     fn epoch_end(
@@ -234,15 +342,18 @@ fn unreachable(addr: &str, e: reqwest::Error) -> ErrorBody {
 }
 
 impl HttpTransport {
-    async fn fetch_from(
+    /// POSTs `req` and returns the answer's JSON header and body bytes (or its error).
+    async fn fetch_from<Req: Serialize, Meta: DeserializeOwned>(
         &self,
         addr: &str,
-        req: &ReplicaFetch,
-    ) -> Result<(ReplicaFetched, Vec<u8>), ErrorBody> {
+        path: &str,
+        req: &Req,
+        wait_ms: u64,
+    ) -> Result<(Meta, Vec<u8>), ErrorBody> {
         let resp = self
             .client
-            .post(format!("http://{addr}/internal/v1/replica/fetch"))
-            .timeout(Duration::from_millis(req.wait_ms + 5_000))
+            .post(format!("http://{addr}/internal/v1/{path}"))
+            .timeout(Duration::from_millis(wait_ms + 5_000))
             .json(req)
             .send()
             .await
@@ -252,7 +363,7 @@ impl HttpTransport {
                 ErrorBody::new(ErrorCode::Internal, format!("bad answer from {addr}: {e}"))
             }));
         }
-        let meta: ReplicaFetched = resp
+        let meta: Meta = resp
             .headers()
             .get(FETCHED_HEADER)
             .and_then(|v| v.to_str().ok())

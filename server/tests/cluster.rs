@@ -673,3 +673,62 @@ async fn min_insync_replicas_refuses_acks_all_but_not_acks_1() {
     let (s, body) = produce("1").await;
     assert_eq!(s, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broker_serves_clients_by_forwarding_to_partition_leaders() {
+    use futures_util::StreamExt;
+    use sluice_client::{Client, ConsumerOptions, ProducerOptions, ProducerRecord, StartFrom};
+
+    let c = TestCluster::start(3);
+    c.wait_ready(1, 3).await;
+    let (s, body) = c
+        .post(1, "/v1/topics", json!({"name": "f", "partitions": 3}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    c.wait_for(1, "every partition fully in sync", |v| {
+        topic(v, "f").is_some_and(|t| {
+            t["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["isr"].as_array().map(Vec::len) == Some(3))
+        })
+    })
+    .await;
+    // Produce through every broker with the Rust SDK: each leads one partition, so two of
+    // three partitions' writes are forwarded by each.
+    let mut sent = 0;
+    for id in 1..=3 {
+        let url = format!("ws://127.0.0.1:{}/v1/ws", c.nodes[id as usize - 1].port);
+        let client = Client::connect(&url).await.unwrap();
+        c.wait_http(id, "/v1/topics/f", 200).await;
+        let producer = client.producer(ProducerOptions::new());
+        for i in 0..20 {
+            let h = producer
+                .send(ProducerRecord::new("f", format!("{id}-{i}")).with_key(format!("k{i}")))
+                .await
+                .unwrap();
+            let m = h.await.unwrap();
+            assert!(m.offset.is_some());
+            sent += 1;
+        }
+    }
+    // Consume everything through broker 2 (broadcast): fetches of partitions it does not lead
+    // are forwarded too.
+    let url = format!("ws://127.0.0.1:{}/v1/ws", c.nodes[1].port);
+    let client = Client::connect(&url).await.unwrap();
+    let mut consumer = client
+        .consumer(ConsumerOptions::new(["f"]).start(StartFrom::Earliest))
+        .await
+        .unwrap();
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < sent {
+        let r = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {sent} records arrived", got.len()))
+            .unwrap()
+            .unwrap();
+        got.insert(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+    }
+    assert_eq!(got.len(), 60);
+}

@@ -733,13 +733,24 @@ impl Broker {
             debug_assert!(Batches::new(&out).all(|b| b.is_ok_and(|b| b.as_bytes().len() <= max)));
             jobs.push((topic.partition(p)?, out, idx));
         }
-        // Every partition must take the write before any is written.
+        // Every partition must take the write (here, or on its leader) before any is written.
         let mut epochs = Vec::with_capacity(jobs.len());
         for (partition, _, _) in &jobs {
-            epochs.push(self.check_writable(&topic, partition, acks)?);
+            epochs.push(match self.check_writable(&topic, partition, acks) {
+                Ok(e) => Ok(e),
+                Err(e) => Err(self.forward_target(&topic.name, partition.id, e)?),
+            });
         }
         let mut pending = Vec::new();
+        let mut forwarded = Vec::new();
         for ((partition, mut bytes, idx), epoch) in jobs.into_iter().zip(epochs) {
+            let epoch = match epoch {
+                Ok(e) => e,
+                Err(addr) => {
+                    forwarded.push((partition, addr, bytes, idx));
+                    continue;
+                }
+            };
             let part = partition.clone();
             let task = tokio::task::spawn_blocking(move || {
                 let r = part.log.append(&mut bytes, epoch);
@@ -749,6 +760,13 @@ impl Broker {
                 r
             });
             pending.push((partition, epoch, task, idx));
+        }
+        let mut forwarded_answers = Vec::new();
+        for (part, addr, bytes, idx) in forwarded {
+            let answer = self
+                .forward_produce(&addr, &topic.name, part.id, bytes, acks)
+                .await;
+            forwarded_answers.push((part.id, answer, idx));
         }
         if acks == Acks::None {
             tokio::spawn(async move {
@@ -778,6 +796,17 @@ impl Broker {
                 };
             }
         }
+        for (p, answer, idx) in forwarded_answers {
+            let first = answer?.offsets.first().map(|o| o.offset).ok_or_else(|| {
+                ErrorBody::new(ErrorCode::Internal, "the leader answered no offset")
+            })?;
+            for (k, &i) in idx.iter().enumerate() {
+                offsets[i] = RecordOffset {
+                    partition: p,
+                    offset: first + k as u64,
+                };
+            }
+        }
         Ok(ProduceResponse { offsets })
     }
 
@@ -788,7 +817,7 @@ impl Broker {
         &self,
         topic: &str,
         partition: Option<u32>,
-        mut batches: Vec<u8>,
+        batches: Vec<u8>,
         acks: Acks,
     ) -> Result<ProduceResponse, ErrorBody> {
         let topic = self.topic_or_create(topic).await?;
@@ -829,8 +858,32 @@ impl Broker {
                 return Ok(resp);
             }
         };
+        self.produce_to_partition(&topic, partition, batches, acks, true)
+            .await
+    }
+
+    /// Writes whole batches to one partition: here when this broker leads it (or runs alone);
+    /// with `forward`, on its leader otherwise (one hop, so every client can talk to any
+    /// broker of a cluster).
+    pub async fn produce_to_partition(
+        &self,
+        topic: &Arc<Topic>,
+        partition: u32,
+        mut batches: Vec<u8>,
+        acks: Acks,
+        forward: bool,
+    ) -> Result<ProduceResponse, ErrorBody> {
         let part = topic.partition(partition)?;
-        let epoch = self.check_writable(&topic, &part, acks)?;
+        let epoch = match self.check_writable(topic, &part, acks) {
+            Ok(e) => e,
+            Err(e) if forward => {
+                let addr = self.forward_target(&topic.name, partition, e)?;
+                return self
+                    .forward_produce(&addr, &topic.name, partition, batches, acks)
+                    .await;
+            }
+            Err(e) => return Err(e),
+        };
         let writer = part.clone();
         let task = tokio::task::spawn_blocking(move || {
             let r = writer.log.append(&mut batches, epoch);
@@ -902,7 +955,24 @@ impl Broker {
         max_wait_ms: u64,
     ) -> Result<Fetched, ErrorBody> {
         let part = self.topic(topic)?.partition(partition)?;
-        self.check_readable(topic, &part)?;
+        if let Err(e) = self.check_readable(topic, &part) {
+            let addr = self.forward_target(topic, partition, e)?;
+            return self
+                .forward_fetch(&addr, topic, partition, offset, max_bytes, max_wait_ms)
+                .await;
+        }
+        self.fetch_local(&part, offset, max_bytes, max_wait_ms)
+            .await
+    }
+
+    /// A fetch served by this broker (its leader, or a single broker).
+    pub(crate) async fn fetch_local(
+        &self,
+        part: &Arc<Partition>,
+        offset: u64,
+        max_bytes: u64,
+        max_wait_ms: u64,
+    ) -> Result<Fetched, ErrorBody> {
         let max_bytes = max_bytes.clamp(1, self.config.max_fetch_bytes) as usize;
         let wait = Duration::from_millis(max_wait_ms.min(self.config.max_fetch_wait_ms));
         let mut hw = part.watch_high_watermark();

@@ -109,6 +109,65 @@ pub struct EpochEnd {
     pub end_offset: u64,
 }
 
+/// A fetch a broker forwards to the partition leader for a client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardFetch {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset to read from.
+    pub offset: u64,
+    /// Byte budget.
+    pub max_bytes: u64,
+    /// Long-poll time, in ms.
+    pub max_wait_ms: u64,
+}
+
+/// What a forwarded fetch read (the batches travel next to it); mirrors
+/// [`sluice_storage::ReadInfo`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct FetchedMeta {
+    /// Base offset of the first batch returned.
+    pub first_batch_offset: Option<u64>,
+    /// Where to read next.
+    pub next_offset: u64,
+    /// Bytes returned.
+    pub bytes: usize,
+    /// Log start offset.
+    pub log_start_offset: u64,
+    /// High watermark.
+    pub high_watermark: u64,
+    /// Log end offset.
+    pub log_end_offset: u64,
+}
+
+impl From<sluice_storage::ReadInfo> for FetchedMeta {
+    fn from(i: sluice_storage::ReadInfo) -> Self {
+        FetchedMeta {
+            first_batch_offset: i.first_batch_offset,
+            next_offset: i.next_offset,
+            bytes: i.bytes,
+            log_start_offset: i.log_start_offset,
+            high_watermark: i.high_watermark,
+            log_end_offset: i.log_end_offset,
+        }
+    }
+}
+
+impl From<FetchedMeta> for sluice_storage::ReadInfo {
+    fn from(m: FetchedMeta) -> Self {
+        sluice_storage::ReadInfo {
+            first_batch_offset: m.first_batch_offset,
+            next_offset: m.next_offset,
+            bytes: m.bytes,
+            log_start_offset: m.log_start_offset,
+            high_watermark: m.high_watermark,
+            log_end_offset: m.log_end_offset,
+        }
+    }
+}
+
 pub(crate) fn not_leader(topic: &str, partition: u32, leader: Option<(u32, String)>) -> ErrorBody {
     match leader {
         Some((id, addr)) => ErrorBody::new(

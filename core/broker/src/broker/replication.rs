@@ -73,6 +73,79 @@ impl Broker {
         }
     }
 
+    /// Where to forward a request this broker cannot serve: the leader's address when `e` is
+    /// `not_leader` and a leader is known; else `e` itself.
+    pub(crate) fn forward_target(
+        &self,
+        topic: &str,
+        partition: u32,
+        e: ErrorBody,
+    ) -> Result<String, ErrorBody> {
+        if e.code != ErrorCode::NotLeader {
+            return Err(e);
+        }
+        match self.leader_of(topic, partition) {
+            Some((id, addr)) if Some(id) != self.cluster.get().map(|c| c.node_id()) => Ok(addr),
+            _ => Err(e),
+        }
+    }
+
+    pub(crate) async fn forward_produce(
+        &self,
+        addr: &str,
+        topic: &str,
+        partition: u32,
+        batches: Vec<u8>,
+        acks: Acks,
+    ) -> Result<sluice_protocol::types::ProduceResponse, ErrorBody> {
+        let cluster = self
+            .cluster
+            .get()
+            .expect("forwarding happens in cluster mode");
+        cluster
+            .transport()
+            .forward_produce(addr, topic, partition, acks, batches)
+            .await
+    }
+
+    pub(crate) async fn forward_fetch(
+        &self,
+        addr: &str,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: u64,
+        max_wait_ms: u64,
+    ) -> Result<super::Fetched, ErrorBody> {
+        let cluster = self
+            .cluster
+            .get()
+            .expect("forwarding happens in cluster mode");
+        let req = crate::replica::ForwardFetch {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            max_bytes,
+            max_wait_ms: max_wait_ms.min(self.config.max_fetch_wait_ms),
+        };
+        let (meta, batches) = cluster.transport().forward_fetch(addr, req).await?;
+        Ok(super::Fetched {
+            batches,
+            info: meta.into(),
+        })
+    }
+
+    /// Serves a fetch another broker forwarded: only if this broker leads the partition.
+    pub async fn fetch_forwarded(
+        &self,
+        req: crate::replica::ForwardFetch,
+    ) -> Result<super::Fetched, ErrorBody> {
+        let part = self.topic(&req.topic)?.partition(req.partition)?;
+        self.check_readable(&req.topic, &part)?;
+        self.fetch_local(&part, req.offset, req.max_bytes, req.max_wait_ms)
+            .await
+    }
+
     /// acks=all: waits until the high watermark passes `end` (every in-sync replica has the
     /// write), failing if leadership moves or the replication timeout passes.
     pub(crate) async fn wait_replicated(

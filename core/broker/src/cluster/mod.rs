@@ -146,6 +146,23 @@ pub trait ClusterTransport: Send + Sync + 'static {
         req: crate::replica::ReplicaFetch,
     ) -> BoxFuture<'_, Result<(crate::replica::ReplicaFetched, Vec<u8>), ErrorBody>>;
 
+    /// Forwards a client's write to the partition leader at `addr`.
+    fn forward_produce(
+        &self,
+        addr: &str,
+        topic: &str,
+        partition: u32,
+        acks: sluice_protocol::types::Acks,
+        batches: Vec<u8>,
+    ) -> BoxFuture<'_, Result<sluice_protocol::types::ProduceResponse, ErrorBody>>;
+
+    /// Forwards a client's fetch to the partition leader at `addr`.
+    fn forward_fetch(
+        &self,
+        addr: &str,
+        req: crate::replica::ForwardFetch,
+    ) -> BoxFuture<'_, Result<(crate::replica::FetchedMeta, Vec<u8>), ErrorBody>>;
+
     /// Asks the partition leader at `addr` where `epoch` ends in its log.
     fn epoch_end(
         &self,
