@@ -46,6 +46,8 @@ enum Command {
     Group(cli::group::GroupArgs),
     /// Upload, list, describe and delete WebAssembly plugins.
     Plugin(cli::plugin::PluginArgs),
+    /// Show the cluster: brokers, controller, partition leaders and ISRs.
+    Cluster(cli::cluster::ClusterArgs),
     /// Measure produce/consume throughput and latency against a broker.
     Bench(cli::bench::BenchArgs),
 }
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
             Command::Offsets(args) => cli::offsets::run(args).await,
             Command::Group(args) => cli::group::run(args).await,
             Command::Plugin(args) => cli::plugin::run(args).await,
+            Command::Cluster(args) => cli::cluster::run(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
         }
     })

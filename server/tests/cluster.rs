@@ -268,6 +268,24 @@ async fn three_brokers_share_topics_with_replicas_spread_evenly() {
         "{led:?}"
     );
 
+    // `sluice cluster status` shows the same, for humans and as JSON.
+    let url = c.url(2, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["cluster", "status", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("controller"), "{text}");
+    assert!(text.contains("under-replicated partitions: 0"), "{text}");
+    assert_eq!(text.matches("orders").count(), 6, "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["cluster", "status", "--json", "--url", &url])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["brokers"].as_array().unwrap().len(), 3);
+
     // Errors the cluster gives: too many replicas, an existing name.
     let (s, e) = c
         .post(

@@ -9,6 +9,7 @@ use clap::Args;
 use sluice_protocol::ErrorBody;
 
 pub mod bench;
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod offsets;
