@@ -750,3 +750,169 @@ async fn every_broker_serves_clients_by_forwarding_to_partition_leaders() {
     }
     assert_eq!(got.len(), 60);
 }
+
+/// Leader kills in a loop under concurrent producers; afterwards a checker compares every
+/// acknowledged record with the log and the replicas with each other. Rounds:
+/// `SLUICE_CHAOS_ROUNDS` (default 20).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kill_rounds_lose_no_acknowledged_record() {
+    let rounds: usize = std::env::var("SLUICE_CHAOS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut c = TestCluster::start(3);
+    c.wait_ready(1, 3).await;
+    let (s, body) = c
+        .post(
+            1,
+            "/v1/topics",
+            json!({"name": "chaos", "partitions": 1, "replication_factor": 3}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    wait_in_sync(&c, 1, "chaos", 3).await;
+
+    let bases: Vec<String> = (1..=3).map(|id| c.url(id, "")).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut producers = Vec::new();
+    for p in 0..3 {
+        let bases = bases.clone();
+        let stop = stop.clone();
+        let http = reqwest::Client::new();
+        producers.push(tokio::spawn(async move {
+            let mut acked: Vec<(u64, String)> = Vec::new();
+            let mut attempts = 0u64;
+            let mut seq = 0u64;
+            let mut b = p;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let value = format!("p{p}-{seq}");
+                attempts += 1;
+                // Any live broker will do: writes are forwarded to the leader.
+                let r = http
+                    .post(format!("{}/v1/topics/chaos/records?acks=all", bases[b % 3]))
+                    .timeout(Duration::from_secs(5))
+                    .json(&json!({"records": [{"value": value}]}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => {
+                        let v: Value = r.json().await.unwrap();
+                        acked.push((v["offsets"][0]["offset"].as_u64().unwrap(), value));
+                        seq += 1;
+                    }
+                    _ => {
+                        b += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (acked, attempts)
+        }));
+    }
+
+    let mut failovers = Vec::new();
+    for round in 0..rounds {
+        let live = (1..=3)
+            .find(|id| c.nodes[*id as usize - 1].child.is_some())
+            .unwrap();
+        let leader = c
+            .wait_for(live, "a leader", |v| {
+                topic(v, "chaos").is_some_and(|t| t["partitions"][0]["leader"].is_u64())
+            })
+            .await;
+        let leader = topic(&leader, "chaos").unwrap()["partitions"][0]["leader"]
+            .as_u64()
+            .unwrap() as u32;
+        // Let some writes land on this leader first.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let killed_at = Instant::now();
+        c.kill(leader);
+        let other = (1..=3).find(|id| *id != leader).unwrap();
+        c.wait_for(other, "a new leader", |v| {
+            topic(v, "chaos").is_some_and(|t| {
+                t["partitions"][0]["leader"]
+                    .as_u64()
+                    .is_some_and(|l| l != leader as u64)
+            })
+        })
+        .await;
+        failovers.push(killed_at.elapsed());
+        c.restart(leader);
+        wait_in_sync(&c, other, "chaos", 3).await;
+        eprintln!(
+            "round {round}: killed leader {leader}, new leader after {:?}",
+            failovers.last().unwrap()
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    let mut attempts = 0;
+    for p in producers {
+        let (a, n) = p.await.unwrap();
+        acked.extend(a);
+        attempts += n;
+    }
+
+    // Wait until the three replicas agree on log end and high watermark.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (leo, hw) = loop {
+        let mut ends = Vec::new();
+        for id in 1..=3 {
+            let (_, t) = c.get(id, "/v1/topics/chaos").await;
+            let p = &t["partitions"][0];
+            ends.push((p["log_end_offset"].as_u64(), p["high_watermark"].as_u64()));
+        }
+        if ends.iter().all(|e| *e == ends[0] && e.0 == e.1) {
+            break (ends[0].0.unwrap(), ends[0].1.unwrap());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas never converged: {ends:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let leader = leader_of(&c, 1, "chaos", 0).await.unwrap();
+    let mut stored: BTreeMap<u64, String> = BTreeMap::new();
+    let mut at = 0;
+    while at < hw {
+        let (s, body) = c
+            .get(
+                leader,
+                &format!("/v1/topics/chaos/partitions/0/records?offset={at}&wait_ms=0"),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+        for r in body["records"].as_array().into_iter().flatten() {
+            stored.insert(
+                r["offset"].as_u64().unwrap(),
+                r["value"].as_str().unwrap().to_string(),
+            );
+        }
+        at = body["next_offset"].as_u64().unwrap();
+    }
+    let lost: Vec<&(u64, String)> = acked
+        .iter()
+        .filter(|(o, v)| stored.get(o) != Some(v))
+        .collect();
+    let mut seen = std::collections::HashMap::new();
+    for v in stored.values() {
+        *seen.entry(v.clone()).or_insert(0) += 1;
+    }
+    let duplicates = seen.values().filter(|n| **n > 1).count();
+    let logs: Vec<Vec<u8>> = (1..=3).map(|id| log_bytes(&c, id, "chaos")).collect();
+    let differing = (1..3).filter(|i| logs[*i] != logs[0]).count();
+    let mut f = failovers.clone();
+    f.sort();
+    eprintln!(
+        "{rounds} rounds: {} acknowledged of {attempts} attempts, {leo} records stored, lost {}, \
+         duplicated (retried after an unacknowledged write) {duplicates}, replicas differing {differing}; \
+         failover median {:?}, max {:?}",
+        acked.len(),
+        lost.len(),
+        f.get(f.len() / 2),
+        f.last()
+    );
+    assert!(lost.is_empty(), "lost acknowledged records: {lost:?}");
+    assert_eq!(differing, 0, "replica logs differ below the high watermark");
+    assert!(acked.len() > rounds, "too few writes to mean anything");
+}
