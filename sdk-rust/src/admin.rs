@@ -45,7 +45,7 @@ impl NewTopic {
             topic: CreateTopic {
                 name: name.into(),
                 partitions: 1,
-                replication_factor: 1,
+                replication_factor: 0,
                 configs: BTreeMap::new(),
             },
         }
@@ -57,7 +57,8 @@ impl NewTopic {
         self
     }
 
-    /// Copies of each partition (default 1; a single broker accepts only 1).
+    /// Copies of each partition. The default, 0, lets the broker choose: 1 on a single
+    /// broker, 3 in a cluster of three or more brokers.
     pub fn replication_factor(mut self, replication_factor: u16) -> Self {
         self.topic.replication_factor = replication_factor;
         self

@@ -23,7 +23,8 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_broker::cluster::{
-    BoxFuture, ClusterTransport, ControllerReply, ControllerRequest, NodeId, TypeConfig,
+    BoxFuture, ClusterTransport, ControllerReply, ControllerRequest, GroupCall, GroupReply, NodeId,
+    TypeConfig,
 };
 use sluice_broker::replica::{EpochEnd, FetchedMeta, ForwardFetch, ReplicaFetch, ReplicaFetched};
 use sluice_protocol::types::{Acks, ProduceResponse};
@@ -43,6 +44,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/replica/epoch", post(replica_epoch))
         .route("/internal/v1/forward/produce", post(forward_produce))
         .route("/internal/v1/forward/fetch", post(forward_fetch))
+        .route("/internal/v1/group", post(group_call))
 }
 
 fn cluster_of(state: &AppState) -> Result<&Arc<sluice_broker::cluster::Cluster>, ErrorBody> {
@@ -177,6 +179,13 @@ async fn forward_fetch(
     }
 }
 
+async fn group_call(
+    State(state): State<Arc<AppState>>,
+    Json(call): Json<GroupCall>,
+) -> Json<Result<GroupReply, ErrorBody>> {
+    Json(state.broker.serve_group_call(call).await)
+}
+
 #[derive(serde::Deserialize, Serialize)]
 struct EpochQuery {
     topic: String,
@@ -262,6 +271,24 @@ impl ClusterTransport for HttpTransport {
         Box::pin(async move {
             self.fetch_from(&addr, "replica/fetch", &req, req.wait_ms)
                 .await
+        })
+    }
+
+    fn group_call(
+        &self,
+        addr: &str,
+        call: GroupCall,
+    ) -> BoxFuture<'_, Result<GroupReply, ErrorBody>> {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            self.post::<_, Result<GroupReply, ErrorBody>>(&addr, "group", &call, None)
+                .await
+                .map_err(|e| {
+                    ErrorBody::new(
+                        ErrorCode::LeaderNotAvailable,
+                        format!("cannot reach the group coordinator at {addr}: {e}; retry"),
+                    )
+                })?
         })
     }
 

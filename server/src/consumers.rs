@@ -146,7 +146,7 @@ impl Instance {
             owned: Some(assignment_lists(&self.owned)),
             ..Default::default()
         };
-        let a = state.broker.group_heartbeat(&req)?;
+        let a = state.broker.group_heartbeat(&req).await?;
         self.epoch = a.member_epoch;
         self.heartbeat_interval = Duration::from_millis(a.heartbeat_interval_ms.max(1));
         self.last_heartbeat = Instant::now();
@@ -199,13 +199,14 @@ impl Instance {
     }
 
     /// The position of a partition: consumed so far, else committed, else the reset policy.
-    fn position(&mut self, state: &AppState, tp: &(String, u32)) -> Result<u64, ErrorBody> {
+    async fn position(&mut self, state: &AppState, tp: &(String, u32)) -> Result<u64, ErrorBody> {
         if let Some(p) = self.positions.get(tp) {
             return Ok(*p);
         }
         let committed = state
             .broker
-            .fetch_offsets(&self.group, Some(std::slice::from_ref(&tp.0)))?;
+            .fetch_offsets(&self.group, Some(std::slice::from_ref(&tp.0)))
+            .await?;
         let part = state.broker.topic(&tp.0)?.partition(tp.1)?;
         let pos = match committed.offsets.iter().find(|o| o.partition == tp.1) {
             Some(o) => o
@@ -281,15 +282,18 @@ async fn create(
             ),
         )));
     }
-    let a = state.broker.group_heartbeat(&GroupHeartbeat {
-        group: group.clone(),
-        member_epoch: 0,
-        instance_id: req.instance_id.clone(),
-        topics: req.topics.clone(),
-        topic_pattern: req.topic_pattern.clone(),
-        session_timeout_ms: req.session_timeout_ms,
-        ..Default::default()
-    })?;
+    let a = state
+        .broker
+        .group_heartbeat(&GroupHeartbeat {
+            group: group.clone(),
+            member_epoch: 0,
+            instance_id: req.instance_id.clone(),
+            topics: req.topics.clone(),
+            topic_pattern: req.topic_pattern.clone(),
+            session_timeout_ms: req.session_timeout_ms,
+            ..Default::default()
+        })
+        .await?;
     let n = state
         .consumers
         .next
@@ -363,7 +367,7 @@ async fn poll(
             let tp = &owned[(inst.cursor + k) % n];
             // An error after some partitions were read returns those records (their positions
             // moved with them); the failing partition reports on the next poll.
-            let fetched = match inst.position(&state, tp) {
+            let fetched = match inst.position(&state, tp).await {
                 Ok(from) => state
                     .broker
                     .fetch(&tp.0, tp.1, from, budget.max(1), 0)
@@ -482,7 +486,7 @@ async fn commit(
             inst.commit_positions(&state, &all).await?
         }
     }
-    Ok(Json(state.broker.fetch_offsets(&group, None)?))
+    Ok(Json(state.broker.fetch_offsets(&group, None).await?))
 }
 
 async fn assignment(
@@ -523,12 +527,15 @@ async fn leave(state: &AppState, inst: &Arc<Mutex<Instance>>) {
             tracing::warn!(group = %inst.group, error = %e.message, "committing on instance removal");
         }
     }
-    let _ = state.broker.group_heartbeat(&GroupHeartbeat {
-        group: inst.group.clone(),
-        member_id: Some(inst.member_id.clone()),
-        member_epoch: -1,
-        ..Default::default()
-    });
+    let _ = state
+        .broker
+        .group_heartbeat(&GroupHeartbeat {
+            group: inst.group.clone(),
+            member_id: Some(inst.member_id.clone()),
+            member_epoch: -1,
+            ..Default::default()
+        })
+        .await;
 }
 
 /// Keeps instances' memberships alive and removes idle ones. Runs every 100 ms.

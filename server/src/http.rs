@@ -551,7 +551,7 @@ async fn delete_plugin(
 
 #[utoipa::path(get, path = "/v1/groups", responses((status = 200, body = GroupList)))]
 async fn list_groups(State(state): State<Arc<AppState>>) -> Json<GroupList> {
-    Json(state.broker.list_groups())
+    Json(state.broker.list_groups().await)
 }
 
 #[utoipa::path(get, path = "/v1/groups/{group}", params(("group" = String, Path)),
@@ -560,7 +560,7 @@ async fn describe_group(
     State(state): State<Arc<AppState>>,
     Path(group): Path<String>,
 ) -> ApiResult<Json<GroupDescription>> {
-    Ok(Json(state.broker.describe_group(&group)?))
+    Ok(Json(state.broker.describe_group(&group).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/groups/{group}", params(("group" = String, Path)),
@@ -582,7 +582,12 @@ async fn fetch_offsets(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<GroupOffsets>> {
     let topics: Option<Vec<String>> = q.get("topic").map(|t| vec![t.clone()]);
-    Ok(Json(state.broker.fetch_offsets(&group, topics.as_deref())?))
+    Ok(Json(
+        state
+            .broker
+            .fetch_offsets(&group, topics.as_deref())
+            .await?,
+    ))
 }
 
 /// Body of `POST /v1/groups/{group}/offsets`: [`CommitOffsets`] without the group.
@@ -614,7 +619,9 @@ async fn commit_offsets(
             offsets: b.offsets,
         })
         .await?;
-    Ok(Json(state.broker.fetch_offsets(&group, Some(&topics))?))
+    Ok(Json(
+        state.broker.fetch_offsets(&group, Some(&topics)).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/groups/{group}/reset-offsets", params(("group" = String, Path)), request_body = ResetOffsets,
@@ -637,7 +644,7 @@ async fn group_heartbeat(
 ) -> ApiResult<Json<GroupAssignment>> {
     let mut req: GroupHeartbeat = json_body(&body(bytes, state.args.max_request_bytes)?)?;
     req.group = group;
-    Ok(Json(state.broker.group_heartbeat(&req)?))
+    Ok(Json(state.broker.group_heartbeat(&req).await?))
 }
 
 #[utoipa::path(get, path = "/v1/cluster", responses((status = 200, description = "Brokers of the cluster")))]

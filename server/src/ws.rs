@@ -638,7 +638,7 @@ async fn handle(
             }
         }
         Request::GroupHeartbeat(req) => {
-            let answer = broker.group_heartbeat(&req);
+            let answer = broker.group_heartbeat(&req).await;
             if let Ok(a) = &answer {
                 ctx.sent.lock().insert(a.member_id.clone(), a.clone());
             }
@@ -660,9 +660,10 @@ async fn handle(
         Request::CommitOffsets(req) => broker.commit_offsets(req).await.map(|()| Answer::Done),
         Request::FetchOffsets { group, topics } => broker
             .fetch_offsets(&group, topics.as_deref())
+            .await
             .map(Answer::GroupOffsets),
-        Request::ListGroups => Ok(Answer::Groups(broker.list_groups())),
-        Request::DescribeGroup { group } => broker.describe_group(&group).map(Answer::Group),
+        Request::ListGroups => Ok(Answer::Groups(broker.list_groups().await)),
+        Request::DescribeGroup { group } => broker.describe_group(&group).await.map(Answer::Group),
         Request::DeleteGroup { group } => broker.delete_group(&group).await.map(|()| Answer::Done),
         Request::ResetOffsets { group, reset } => broker
             .reset_offsets(&group, reset)

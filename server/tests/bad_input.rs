@@ -248,7 +248,7 @@ async fn invalid_topic_names_are_refused() {
         &json!({"name": "ok", "replication_factor": 3}),
     )
     .await
-    .expect_error(400, "invalid_config");
+    .expect_error(400, "invalid_replication_factor");
     http.post(
         "/v1/topics",
         &json!({"name": "ok", "configs": {"retention.ms": "soon"}}),

@@ -17,7 +17,11 @@ use sluice_storage::{
 };
 
 mod clustered;
+mod groups_cluster;
 mod replication;
+
+use crate::cluster::{GroupCall, GroupReply};
+use groups_cluster::unexpected;
 
 use crate::group::{GroupConfig, Groups, OFFSETS_TOPIC};
 use crate::plugins::{PluginDescription, Plugins};
@@ -232,13 +236,7 @@ impl Broker {
         let offsets_topic = match topics.get(OFFSETS_TOPIC) {
             Some(t) => t.clone(),
             None => {
-                let configs: BTreeMap<String, String> = [
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    // A commit is answered once it is on disk.
-                    ("durability".to_string(), "always".to_string()),
-                    ("segment.bytes".to_string(), (64u64 << 20).to_string()),
-                ]
-                .into();
+                let configs = crate::group::offsets_topic_configs();
                 let manifest = TopicManifest {
                     version: 1,
                     name: OFFSETS_TOPIC.to_string(),
@@ -261,7 +259,8 @@ impl Broker {
                 t
             }
         };
-        let groups = Groups::load(config.groups.clone(), offsets_topic)?;
+        let mut groups = Groups::load(config.groups.clone(), offsets_topic)?;
+        groups.replication_timeout_ms = config.replication_timeout_ms;
         let plugins = Plugins::open(&config.data_dir)?;
         tracing::info!(topics = topics.len(), dir = %config.data_dir.display(), "broker opened");
         Ok(Broker {
@@ -1198,7 +1197,19 @@ impl Broker {
 
     /// A group member's heartbeat: join (epoch 0), keep-alive with revocation acknowledgements,
     /// or leave (-1, or -2 for a static member coming back). Answers the member's assignment.
-    pub fn group_heartbeat(&self, req: &GroupHeartbeat) -> Result<GroupAssignment, ErrorBody> {
+    pub async fn group_heartbeat(
+        &self,
+        req: &GroupHeartbeat,
+    ) -> Result<GroupAssignment, ErrorBody> {
+        if let Some(addr) = self.group_coordinator(&req.group).await? {
+            return match self
+                .group_call(&addr, GroupCall::Heartbeat(req.clone()))
+                .await?
+            {
+                GroupReply::Assignment(a) => Ok(a),
+                other => Err(unexpected(other)),
+            };
+        }
         self.groups.heartbeat(req, &self.client_topic_partitions())
     }
 
@@ -1215,32 +1226,71 @@ impl Broker {
 
     /// Commits offsets for a group; refused from removed members and stale epochs.
     pub async fn commit_offsets(&self, req: CommitOffsets) -> Result<(), ErrorBody> {
+        if let Some(addr) = self.group_coordinator(&req.group).await? {
+            return match self.group_call(&addr, GroupCall::Commit(req)).await? {
+                GroupReply::Done => Ok(()),
+                other => Err(unexpected(other)),
+            };
+        }
         self.groups
             .commit(req, &self.client_topic_partitions())
             .await
     }
 
     /// Committed offsets of a group (optionally of some topics).
-    pub fn fetch_offsets(
+    pub async fn fetch_offsets(
         &self,
         group: &str,
         topics: Option<&[String]>,
     ) -> Result<GroupOffsets, ErrorBody> {
+        if let Some(addr) = self.group_coordinator(group).await? {
+            let call = GroupCall::FetchOffsets {
+                group: group.to_string(),
+                topics: topics.map(|t| t.to_vec()),
+            };
+            return match self.group_call(&addr, call).await? {
+                GroupReply::Offsets(o) => Ok(o),
+                other => Err(unexpected(other)),
+            };
+        }
         self.groups.fetch(group, topics)
     }
 
-    /// Groups with members or committed offsets.
-    pub fn list_groups(&self) -> GroupList {
+    /// Groups with members or committed offsets (in a cluster, of every live broker).
+    pub async fn list_groups(&self) -> GroupList {
+        self.list_groups_everywhere().await
+    }
+
+    /// The groups this broker coordinates.
+    pub(crate) fn list_local_groups(&self) -> GroupList {
         self.groups.list()
     }
 
     /// A group's state, members, assignment, committed offsets and lag.
-    pub fn describe_group(&self, group: &str) -> Result<GroupDescription, ErrorBody> {
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, ErrorBody> {
+        if let Some(addr) = self.group_coordinator(group).await? {
+            let call = GroupCall::Describe {
+                group: group.to_string(),
+            };
+            return match self.group_call(&addr, call).await? {
+                GroupReply::Description(d) => Ok(*d),
+                other => Err(unexpected(other)),
+            };
+        }
         self.groups.describe(group, &self.topics())
     }
 
     /// Deletes a group's committed offsets (only without active members).
     pub async fn delete_group(&self, group: &str) -> Result<(), ErrorBody> {
+        if let Some(addr) = self.group_coordinator(group).await? {
+            let call = GroupCall::Delete {
+                group: group.to_string(),
+            };
+            return match self.group_call(&addr, call).await? {
+                GroupReply::Done => Ok(()),
+                other => Err(unexpected(other)),
+            };
+        }
         self.groups.delete(group).await
     }
 
@@ -1250,6 +1300,16 @@ impl Broker {
         group: &str,
         req: ResetOffsets,
     ) -> Result<GroupOffsets, ErrorBody> {
+        if let Some(addr) = self.group_coordinator(group).await? {
+            let call = GroupCall::Reset {
+                group: group.to_string(),
+                req,
+            };
+            return match self.group_call(&addr, call).await? {
+                GroupReply::Offsets(o) => Ok(o),
+                other => Err(unexpected(other)),
+            };
+        }
         self.groups.ensure_inactive(group, "reset its offsets")?;
         let topics: Vec<String> = match req.topics {
             Some(t) => t,
@@ -1284,7 +1344,7 @@ impl Broker {
             }
         }
         self.groups.reset(group, new).await?;
-        self.fetch_offsets(group, Some(&topics))
+        self.groups.fetch(group, Some(&topics))
     }
 
     /// Removes group members whose session expired and expires old offsets of empty groups.

@@ -250,6 +250,54 @@ impl Partition {
         });
     }
 
+    /// acks=all: waits until the high watermark passes `end` (every in-sync replica has the
+    /// write), failing if this broker stops leading at `epoch` or `timeout_ms` passes.
+    pub(crate) async fn wait_replicated(
+        &self,
+        end: u64,
+        epoch: i32,
+        timeout_ms: u64,
+    ) -> Result<(), ErrorBody> {
+        use crate::replica::Role;
+        use std::time::Duration;
+        if matches!(&*self.role.lock(), Role::Standalone) {
+            return Ok(());
+        }
+        let mut hw = self.watch_high_watermark();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+        loop {
+            if *hw.borrow_and_update() >= end {
+                return Ok(());
+            }
+            let still_leader = matches!(&*self.role.lock(), Role::Leader(s) if s.epoch == epoch);
+            if !still_leader {
+                return Err(ErrorBody::new(
+                    ErrorCode::NotLeader,
+                    format!(
+                        "partition {}: leadership moved before the write reached every in-sync replica; it may be lost — retry",
+                        self.id
+                    ),
+                ));
+            }
+            // Wake on a HW move, and at least every 100 ms to notice a leadership change.
+            let tick = tokio::time::Instant::now() + Duration::from_millis(100);
+            match tokio::time::timeout_at(deadline.min(tick), hw.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(ErrorBody::new(ErrorCode::NotLeader, "partition closed")),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ErrorBody::new(
+                        ErrorCode::RequestTimedOut,
+                        format!(
+                            "partition {}: the in-sync replicas did not confirm the write within {timeout_ms} ms; it is on the leader and may or may not be kept",
+                            self.id
+                        ),
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     /// A receiver that changes when the log end moves (followers' long-polls wait on it).
     pub fn watch_log_end(&self) -> watch::Receiver<u64> {
         self.leo.subscribe()

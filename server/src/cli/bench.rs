@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// Partitions of the temporary topic.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub partitions: u32,
+    /// Replicas of each partition of the temporary topic (0: the broker's default — 1 on a
+    /// single broker, 3 in a cluster of three or more).
+    #[arg(long, default_value_t = 0)]
+    pub replication_factor: u16,
     /// Use this topic (created with --partitions if missing) instead of a temporary one; it
     /// is never deleted.
     #[arg(long)]
@@ -235,7 +239,11 @@ async fn bench(args: &BenchArgs) -> Result<Report, CliError> {
     let temporary = args.topic.is_none();
     let topic = args.topic.clone().unwrap_or_else(random_topic);
     match admin
-        .create_topic(NewTopic::new(&topic).partitions(args.partitions))
+        .create_topic(
+            NewTopic::new(&topic)
+                .partitions(args.partitions)
+                .replication_factor(args.replication_factor),
+        )
         .await
     {
         Ok(_) => {}

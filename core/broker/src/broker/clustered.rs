@@ -18,6 +18,13 @@ impl Broker {
     /// Puts this broker in cluster mode (once, at start-up, before it serves requests).
     pub fn attach_cluster(self: &Arc<Self>, cluster: Arc<Cluster>) {
         let _ = self.self_ref.set(Arc::downgrade(self));
+        // Every partition waits for its role from the metadata; groups for their coordinator.
+        for t in self.topics() {
+            for p in t.partitions() {
+                *p.role.lock() = crate::replica::Role::Offline;
+            }
+        }
+        self.groups.forget_all();
         if self.cluster.set(cluster).is_err() {
             tracing::warn!("attach_cluster called twice; keeping the first cluster");
         }

@@ -22,6 +22,24 @@ const REPLICA_FETCH_BYTES: u32 = 8 << 20;
 /// Long-poll of a follower fetch, in ms.
 const REPLICA_FETCH_WAIT_MS: u64 = 500;
 
+/// A leader that does not know a topic this broker's metadata has is behind on metadata (it
+/// applies the same entries a moment later): say so with a retriable code.
+fn lagging_leader(e: ErrorBody, topic: &str, partition: u32) -> ErrorBody {
+    if matches!(
+        e.code,
+        ErrorCode::UnknownTopic | ErrorCode::UnknownPartition
+    ) {
+        ErrorBody::new(
+            ErrorCode::LeaderNotAvailable,
+            format!(
+                "the leader of {topic}/{partition} has not applied the topic's creation yet; retry shortly"
+            ),
+        )
+    } else {
+        e
+    }
+}
+
 impl Broker {
     fn leader_of(&self, topic: &str, partition: u32) -> Option<(u32, String)> {
         let cluster = self.cluster.get()?;
@@ -106,6 +124,7 @@ impl Broker {
             .transport()
             .forward_produce(addr, topic, partition, acks, batches)
             .await
+            .map_err(|e| lagging_leader(e, topic, partition))
     }
 
     pub(crate) async fn forward_fetch(
@@ -128,7 +147,11 @@ impl Broker {
             max_bytes,
             max_wait_ms: max_wait_ms.min(self.config.max_fetch_wait_ms),
         };
-        let (meta, batches) = cluster.transport().forward_fetch(addr, req).await?;
+        let (meta, batches) = cluster
+            .transport()
+            .forward_fetch(addr, req)
+            .await
+            .map_err(|e| lagging_leader(e, topic, partition))?;
         Ok(super::Fetched {
             batches,
             info: meta.into(),
@@ -146,52 +169,17 @@ impl Broker {
             .await
     }
 
-    /// acks=all: waits until the high watermark passes `end` (every in-sync replica has the
-    /// write), failing if leadership moves or the replication timeout passes.
+    /// acks=all: waits until every in-sync replica has the write (see
+    /// [`Partition::wait_replicated`]).
     pub(crate) async fn wait_replicated(
         &self,
-        topic: &str,
+        _topic: &str,
         part: &Partition,
         end: u64,
         epoch: i32,
     ) -> Result<(), ErrorBody> {
-        if matches!(&*part.role.lock(), Role::Standalone) {
-            return Ok(());
-        }
-        let mut hw = part.watch_high_watermark();
-        let timeout = Duration::from_millis(self.config.replication_timeout_ms);
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if *hw.borrow_and_update() >= end {
-                return Ok(());
-            }
-            let still_leader = matches!(&*part.role.lock(), Role::Leader(s) if s.epoch == epoch);
-            if !still_leader {
-                return Err(ErrorBody::new(
-                    ErrorCode::NotLeader,
-                    format!(
-                        "{topic}/{}: leadership moved before the write reached every in-sync replica; it may be lost — retry against the new leader",
-                        part.id
-                    ),
-                ));
-            }
-            // Wake on a HW move, and at least every 100 ms to notice a leadership change.
-            let tick = tokio::time::Instant::now() + Duration::from_millis(100);
-            match tokio::time::timeout_at(deadline.min(tick), hw.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(ErrorBody::new(ErrorCode::NotLeader, "partition closed")),
-                Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(ErrorBody::new(
-                        ErrorCode::RequestTimedOut,
-                        format!(
-                            "{topic}/{}: the in-sync replicas did not confirm the write within {} ms; it is on the leader and may or may not be kept",
-                            part.id, self.config.replication_timeout_ms
-                        ),
-                    ));
-                }
-                Err(_) => {}
-            }
-        }
+        part.wait_replicated(end, epoch, self.config.replication_timeout_ms)
+            .await
     }
 
     /// Serves a follower's fetch: checks leadership and epoch, records the follower's
@@ -317,6 +305,7 @@ impl Broker {
                     continue;
                 };
                 let mut role = part.role.lock();
+                let was_leader = matches!(&*role, Role::Leader(_));
                 match pm.leader {
                     Some(l) if l == me => {
                         let same = matches!(&*role, Role::Leader(s) if s.epoch == pm.leader_epoch);
@@ -336,6 +325,10 @@ impl Broker {
                             }
                         } else {
                             let now = Instant::now();
+                            if t.name == crate::group::OFFSETS_TOPIC {
+                                // Load the groups' offsets before taking requests for them.
+                                self.offsets_leadership(i as u32, true);
+                            }
                             tracing::info!(topic = %t.name, partition = i, epoch = pm.leader_epoch, "leading");
                             *role = Role::Leader(LeaderState {
                                 epoch: pm.leader_epoch,
@@ -379,7 +372,11 @@ impl Broker {
                     }
                     _ => *role = Role::Offline,
                 }
+                let is_leader = matches!(&*role, Role::Leader(_));
                 drop(role);
+                if was_leader && !is_leader && t.name == crate::group::OFFSETS_TOPIC {
+                    self.offsets_leadership(i as u32, false);
+                }
                 part.update_high_watermark();
             }
         }

@@ -118,6 +118,64 @@ pub enum ControllerRequest {
     CreateTopic(sluice_protocol::types::CreateTopic),
     /// Propose a ready-made command (delete, alter, ISR change, reassign, decommission).
     Command(MetaCommand),
+    /// Create `__consumer_offsets` (replicated) if the cluster has none yet.
+    EnsureOffsetsTopic {
+        /// Its partition count (`--offsets-partitions`).
+        partitions: u32,
+    },
+}
+
+/// A consumer-group request a broker forwards to the group's coordinator (the leader of the
+/// group's `__consumer_offsets` partition).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupCall {
+    /// A member's heartbeat.
+    Heartbeat(sluice_protocol::types::GroupHeartbeat),
+    /// Commit offsets.
+    Commit(sluice_protocol::types::CommitOffsets),
+    /// Committed offsets.
+    FetchOffsets {
+        /// Group.
+        group: String,
+        /// Only these topics.
+        topics: Option<Vec<String>>,
+    },
+    /// Describe a group.
+    Describe {
+        /// Group.
+        group: String,
+    },
+    /// Delete a group's offsets.
+    Delete {
+        /// Group.
+        group: String,
+    },
+    /// Reset a group's offsets.
+    Reset {
+        /// Group.
+        group: String,
+        /// Where to.
+        req: sluice_protocol::types::ResetOffsets,
+    },
+    /// The groups the receiving broker coordinates.
+    ListLocal,
+}
+
+/// The coordinator's answer to a [`GroupCall`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupReply {
+    /// A member's assignment.
+    Assignment(sluice_protocol::types::GroupAssignment),
+    /// Done.
+    Done,
+    /// Committed offsets.
+    Offsets(sluice_protocol::types::GroupOffsets),
+    /// A group's description.
+    Description(Box<sluice_protocol::types::GroupDescription>),
+    /// Groups.
+    List(sluice_protocol::types::GroupList),
 }
 
 /// The controller's answer: the Raft index at which the change was committed.
@@ -138,6 +196,13 @@ pub trait ClusterTransport: Send + Sync + 'static {
         addr: &str,
         req: ControllerRequest,
     ) -> BoxFuture<'_, Result<ControllerReply, ErrorBody>>;
+
+    /// A consumer-group request for the coordinator at `addr`.
+    fn group_call(
+        &self,
+        addr: &str,
+        call: GroupCall,
+    ) -> BoxFuture<'_, Result<GroupReply, ErrorBody>>;
 
     /// A follower's fetch from the partition leader at `addr`.
     fn replica_fetch(
@@ -388,6 +453,32 @@ impl Cluster {
                 MetaCommand::CreateTopic((self.planner)(&create, &view.meta)?)
             }
             ControllerRequest::Command(cmd) => cmd,
+            ControllerRequest::EnsureOffsetsTopic { partitions } => {
+                let view = self.view();
+                if view.meta.topics.contains_key(crate::group::OFFSETS_TOPIC) {
+                    return Ok(ControllerReply {
+                        index: view.applied_index,
+                    });
+                }
+                let brokers = view.meta.placeable_brokers();
+                let rf = default_replication_factor(brokers.len());
+                let replicas = meta::assign_replicas(&brokers, partitions.max(1), rf, 0)?;
+                MetaCommand::CreateTopic(TopicMeta {
+                    name: crate::group::OFFSETS_TOPIC.to_string(),
+                    replication_factor: rf,
+                    configs: crate::group::offsets_topic_configs(),
+                    created_ms: sluice_storage::now_ms(),
+                    partitions: replicas
+                        .into_iter()
+                        .map(|r| PartitionMeta {
+                            isr: r.clone(),
+                            replicas: r,
+                            leader: None,
+                            leader_epoch: -1,
+                        })
+                        .collect(),
+                })
+            }
         };
         self.propose(cmd).await
     }

@@ -604,6 +604,11 @@ impl Coordinator {
     }
 
     /// Summary line per known group.
+    /// Drops the membership state of the groups `which` selects (their coordinator moved).
+    pub(crate) fn forget_groups(&mut self, which: impl Fn(&str) -> bool) {
+        self.groups.retain(|g, _| !which(g));
+    }
+
     pub(crate) fn summaries(&self) -> Vec<(String, String, u32)> {
         self.groups
             .iter()

@@ -37,6 +37,16 @@ use crate::topic::Topic;
 /// Name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// Settings of `__consumer_offsets`: compacted, and a commit is answered once it is on disk.
+pub fn offsets_topic_configs() -> BTreeMap<String, String> {
+    [
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("durability".to_string(), "always".to_string()),
+        ("segment.bytes".to_string(), (64u64 << 20).to_string()),
+    ]
+    .into()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredOffset {
     offset: u64,
@@ -54,6 +64,8 @@ pub(crate) struct Groups {
     changes: tokio::sync::watch::Sender<u64>,
     offsets: RwLock<HashMap<String, BTreeMap<TopicPartition, StoredOffset>>>,
     topic: Arc<Topic>,
+    /// Longest a commit waits for the in-sync replicas (cluster mode), in ms.
+    pub(crate) replication_timeout_ms: u64,
 }
 
 fn key_bytes(group: &str, topic: &str, partition: u32) -> Vec<u8> {
@@ -64,54 +76,8 @@ impl Groups {
     /// Loads committed offsets from `topic` (the offsets topic).
     pub(crate) fn load(config: GroupConfig, topic: Arc<Topic>) -> Result<Groups, ErrorBody> {
         let mut offsets: HashMap<String, BTreeMap<TopicPartition, StoredOffset>> = HashMap::new();
-        let mut buf = Vec::new();
         for p in topic.partitions() {
-            let mut at = p.log.log_start_offset();
-            loop {
-                let info = p
-                    .log
-                    .read_into(at, 4 << 20, ReadBound::LogEnd, &mut buf)
-                    .map_err(|e| {
-                        ErrorBody::new(
-                            ErrorCode::StorageError,
-                            format!("loading {OFFSETS_TOPIC}: {e}"),
-                        )
-                    })?;
-                if info.bytes == 0 {
-                    break;
-                }
-                for b in Batches::new(&buf).flatten() {
-                    let h = *b.header();
-                    let Ok(records) = b.records() else { continue };
-                    for r in records.flatten() {
-                        if (r.offset(h.base_offset) as u64) < at {
-                            continue;
-                        }
-                        let Some(Ok((group, t, part))) =
-                            r.key.map(serde_json::from_slice::<(String, String, u32)>)
-                        else {
-                            continue;
-                        };
-                        match r.value.map(serde_json::from_slice::<StoredOffset>) {
-                            Some(Ok(v)) => {
-                                offsets.entry(group).or_default().insert((t, part), v);
-                            }
-                            None => {
-                                if let Some(g) = offsets.get_mut(&group) {
-                                    g.remove(&(t, part));
-                                    if g.is_empty() {
-                                        offsets.remove(&group);
-                                    }
-                                }
-                            }
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "skipping an unreadable committed offset")
-                            }
-                        }
-                    }
-                }
-                at = info.next_offset;
-            }
+            Self::read_partition(&p, &mut offsets)?;
             // Its records are all in memory; make them visible to the log's readers too.
             p.advance_high_watermark();
         }
@@ -121,7 +87,104 @@ impl Groups {
             changes: tokio::sync::watch::Sender::new(0),
             offsets: RwLock::new(offsets),
             topic,
+            replication_timeout_ms: 30_000,
         })
+    }
+
+    /// Reads one offsets-topic partition from its start into `offsets`.
+    fn read_partition(
+        p: &crate::topic::Partition,
+        offsets: &mut HashMap<String, BTreeMap<TopicPartition, StoredOffset>>,
+    ) -> Result<(), ErrorBody> {
+        let mut buf = Vec::new();
+        let mut at = p.log.log_start_offset();
+        loop {
+            let info = p
+                .log
+                .read_into(at, 4 << 20, ReadBound::LogEnd, &mut buf)
+                .map_err(|e| {
+                    ErrorBody::new(
+                        ErrorCode::StorageError,
+                        format!("loading {OFFSETS_TOPIC}: {e}"),
+                    )
+                })?;
+            if info.bytes == 0 {
+                break;
+            }
+            for b in Batches::new(&buf).flatten() {
+                let h = *b.header();
+                let Ok(records) = b.records() else { continue };
+                for r in records.flatten() {
+                    if (r.offset(h.base_offset) as u64) < at {
+                        continue;
+                    }
+                    let Some(Ok((group, t, part))) =
+                        r.key.map(serde_json::from_slice::<(String, String, u32)>)
+                    else {
+                        continue;
+                    };
+                    match r.value.map(serde_json::from_slice::<StoredOffset>) {
+                        Some(Ok(v)) => {
+                            offsets.entry(group).or_default().insert((t, part), v);
+                        }
+                        None => {
+                            if let Some(g) = offsets.get_mut(&group) {
+                                g.remove(&(t, part));
+                                if g.is_empty() {
+                                    offsets.remove(&group);
+                                }
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "skipping an unreadable committed offset")
+                        }
+                    }
+                }
+            }
+            at = info.next_offset;
+        }
+        Ok(())
+    }
+
+    /// The offsets-topic partition that holds `group`'s commits (and whose leader coordinates
+    /// the group in a cluster).
+    pub(crate) fn partition_of(&self, group: &str) -> u32 {
+        partitioner::partition_for_key(group.as_bytes(), self.topic.partition_count())
+    }
+
+    /// Cluster mode: this broker now leads offsets partition `p`: (re)loads the committed
+    /// offsets of its groups from the replicated log, dropping whatever was in memory for them.
+    pub(crate) fn take_over_partition(&self, p: u32) -> Result<usize, ErrorBody> {
+        let part = self.topic.partition(p)?;
+        let mut loaded = HashMap::new();
+        Self::read_partition(&part, &mut loaded)?;
+        let n = loaded.len();
+        let mut offsets = self.offsets.write();
+        offsets.retain(|g, _| self.partition_of(g) != p);
+        offsets.extend(loaded);
+        drop(offsets);
+        self.coordinator
+            .lock()
+            .forget_groups(|g| self.partition_of(g) == p);
+        self.changes.send_modify(|n| *n += 1);
+        Ok(n)
+    }
+
+    /// Cluster mode, at start: forget every group until this broker leads their partitions.
+    pub(crate) fn forget_all(&self) {
+        self.offsets.write().clear();
+        self.coordinator.lock().forget_groups(|_| true);
+    }
+
+    /// Cluster mode: this broker no longer leads offsets partition `p`: forgets its groups.
+    pub(crate) fn give_up_partition(&self, p: u32) {
+        self.offsets
+            .write()
+            .retain(|g, _| self.partition_of(g) != p);
+        self.coordinator
+            .lock()
+            .forget_groups(|g| self.partition_of(g) == p);
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Appends offset records for one group (tombstones for `None`) durably in order.
@@ -133,10 +196,19 @@ impl Groups {
         if entries.is_empty() {
             return Ok(());
         }
-        let n = self.topic.partition_count();
-        let part = self
-            .topic
-            .partition(partitioner::partition_for_key(group.as_bytes(), n))?;
+        let part = self.topic.partition(self.partition_of(group))?;
+        // In a cluster only the partition's leader writes it (stamping its epoch), and a
+        // commit is answered once every in-sync replica has it.
+        let epoch = match &*part.role.lock() {
+            crate::replica::Role::Standalone => None,
+            crate::replica::Role::Leader(s) => Some(s.epoch),
+            _ => {
+                return Err(ErrorBody::new(
+                    ErrorCode::NotLeader,
+                    format!("this broker no longer coordinates group `{group}`; retry"),
+                ));
+            }
+        };
         let now = now_ms() as i64;
         let mut bytes = Vec::new();
         let mut b = BatchBuilder::new(&mut bytes, 0, now);
@@ -148,10 +220,11 @@ impl Groups {
             b.push(now, Some(&key), value.as_deref(), &[]);
         }
         b.finish().expect("at least one entry");
-        tokio::task::spawn_blocking(move || {
-            let r = part.log.append(&mut bytes, 0);
+        let writer = part.clone();
+        let info = tokio::task::spawn_blocking(move || {
+            let r = writer.log.append(&mut bytes, epoch.unwrap_or(0));
             if r.is_ok() {
-                part.advance_high_watermark();
+                writer.advance_high_watermark();
             }
             r
         })
@@ -163,6 +236,10 @@ impl Groups {
                 format!("writing {OFFSETS_TOPIC}: {e}"),
             )
         })?;
+        if let Some(epoch) = epoch {
+            part.wait_replicated(info.log_end_offset, epoch, self.replication_timeout_ms)
+                .await?;
+        }
         let mut offsets = self.offsets.write();
         for (t, p, v) in entries {
             match v {
