@@ -45,6 +45,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/forward/produce", post(forward_produce))
         .route("/internal/v1/forward/fetch", post(forward_fetch))
         .route("/internal/v1/group", post(group_call))
+        .route(
+            "/internal/v1/plugins/{name}/module",
+            axum::routing::get(plugin_module),
+        )
 }
 
 fn cluster_of(state: &AppState) -> Result<&Arc<sluice_broker::cluster::Cluster>, ErrorBody> {
@@ -179,6 +183,20 @@ async fn forward_fetch(
     }
 }
 
+async fn plugin_module(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.broker.plugin_module(&name) {
+        Some(bytes) => bytes.into_response(),
+        None => error_response(ErrorBody::new(
+            ErrorCode::UnknownPlugin,
+            format!("this broker has no plugin `{name}`"),
+        )),
+    }
+}
+
 async fn group_call(
     State(state): State<Arc<AppState>>,
     Json(call): Json<GroupCall>,
@@ -271,6 +289,29 @@ impl ClusterTransport for HttpTransport {
         Box::pin(async move {
             self.fetch_from(&addr, "replica/fetch", &req, req.wait_ms)
                 .await
+        })
+    }
+
+    fn fetch_plugin(&self, addr: &str, name: &str) -> BoxFuture<'_, Result<Vec<u8>, ErrorBody>> {
+        let addr = addr.to_string();
+        let name = name.to_string();
+        Box::pin(async move {
+            let resp = self
+                .client
+                .get(format!("http://{addr}/internal/v1/plugins/{name}/module"))
+                .send()
+                .await
+                .map_err(|e| unreachable(&addr, e))?;
+            if !resp.status().is_success() {
+                return Err(resp.json::<ErrorBody>().await.unwrap_or_else(|e| {
+                    ErrorBody::new(ErrorCode::Internal, format!("bad answer from {addr}: {e}"))
+                }));
+            }
+            Ok(resp
+                .bytes()
+                .await
+                .map_err(|e| unreachable(&addr, e))?
+                .to_vec())
         })
     }
 

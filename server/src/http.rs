@@ -545,7 +545,7 @@ async fn delete_plugin(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    state.broker.delete_plugin(&name)?;
+    state.broker.delete_plugin(&name).await?;
     Ok(Json(serde_json::json!({ "deleted": name })))
 }
 

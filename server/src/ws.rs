@@ -683,7 +683,7 @@ async fn handle(
             plugins: broker.list_plugins(),
         })),
         Request::DescribePlugin { name } => broker.describe_plugin(&name).map(Answer::Plugin),
-        Request::DeletePlugin { name } => broker.delete_plugin(&name).map(|()| Answer::Done),
+        Request::DeletePlugin { name } => broker.delete_plugin(&name).await.map(|()| Answer::Done),
         Request::Hello { .. }
         | Request::Subscribe { .. }
         | Request::Credit { .. }

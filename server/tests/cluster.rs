@@ -1091,3 +1091,38 @@ async fn a_group_keeps_consuming_through_a_coordinator_failover_and_loses_no_com
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_plugin_uploaded_to_one_broker_reaches_every_broker() {
+    let c = TestCluster::start(3);
+    c.wait_ready(1, 3).await;
+    let module = wat::parse_file(format!(
+        "{}/../plugins/examples/wat/drop_tombstones.wat",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let r = c
+        .http
+        .put(c.url(1, "/v1/plugins/no-tombstones"))
+        .body(module)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let sha = c.wait_http(1, "/v1/plugins/no-tombstones", 200).await["sha256"].clone();
+    for id in 2..=3 {
+        let d = c.wait_http(id, "/v1/plugins/no-tombstones", 200).await;
+        assert_eq!(d["sha256"], sha, "broker {id}");
+    }
+    // Deleted through another broker: gone everywhere.
+    let r = c
+        .http
+        .delete(c.url(3, "/v1/plugins/no-tombstones"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    for id in 1..=3 {
+        c.wait_http(id, "/v1/plugins/no-tombstones", 404).await;
+    }
+}

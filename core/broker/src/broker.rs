@@ -1035,8 +1035,29 @@ impl Broker {
         bytes: Vec<u8>,
     ) -> Result<PluginDescription, ErrorBody> {
         let me = self.clone();
-        let name = name.to_string();
-        blocking(move || me.plugins.upload(&name, &bytes)).await?
+        let owned = name.to_string();
+        let d = blocking(move || me.plugins.upload(&owned, &bytes)).await??;
+        if let Some(cluster) = self.cluster.get() {
+            // Every broker copies it from here.
+            let cmd = crate::cluster::MetaCommand::PutPlugin {
+                name: name.to_string(),
+                plugin: crate::cluster::meta::PluginMeta {
+                    sha256: d.sha256.clone(),
+                    size: d.size_bytes as u64,
+                    holder: cluster.node_id(),
+                },
+            };
+            let view = cluster
+                .submit(crate::cluster::ControllerRequest::Command(cmd))
+                .await?;
+            self.reconcile(&view).await;
+        }
+        Ok(d)
+    }
+
+    /// The module bytes of a stored plugin (other brokers of a cluster copy it).
+    pub fn plugin_module(&self, name: &str) -> Option<Vec<u8>> {
+        self.plugins.module_bytes(name)
     }
 
     fn check_partitioner(&self, settings: &TopicSettings) -> Result<(), ErrorBody> {
@@ -1133,7 +1154,23 @@ impl Broker {
 
     /// Deletes a plugin; refused while a topic routes with it (subscriptions using it as a
     /// filter keep their loaded copy until they end).
-    pub fn delete_plugin(&self, name: &str) -> Result<(), ErrorBody> {
+    pub async fn delete_plugin(&self, name: &str) -> Result<(), ErrorBody> {
+        self.check_plugin_unused(name)?;
+        if let Some(cluster) = self.cluster.get() {
+            let cmd = crate::cluster::MetaCommand::DeletePlugin {
+                name: name.to_string(),
+            };
+            self.plugins.describe(name)?;
+            let view = cluster
+                .submit(crate::cluster::ControllerRequest::Command(cmd))
+                .await?;
+            self.reconcile(&view).await;
+            return Ok(());
+        }
+        self.plugins.delete(name)
+    }
+
+    fn check_plugin_unused(&self, name: &str) -> Result<(), ErrorBody> {
         if let Some(t) = self
             .topics()
             .into_iter()
@@ -1147,7 +1184,7 @@ impl Broker {
                 ),
             ));
         }
-        self.plugins.delete(name)
+        Ok(())
     }
 
     /// A filter for a subscription or fetch: plugin `name` initialised with `params`.

@@ -157,6 +157,14 @@ impl Plugins {
         Ok(describe(name, e))
     }
 
+    /// The stored module of plugin `name`, as uploaded.
+    pub(crate) fn module_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        if !self.map.read().contains_key(name) {
+            return None;
+        }
+        std::fs::read(self.dir.join(format!("{name}.wasm"))).ok()
+    }
+
     pub(crate) fn delete(&self, name: &str) -> Result<(), ErrorBody> {
         self.map.write().remove(name).ok_or_else(|| unknown(name))?;
         for ext in ["wasm", "json"] {
@@ -201,6 +209,15 @@ impl Plugins {
             .ok_or_else(|| unknown(name))?;
         plugin.filter(params).map_err(|e| invalid(e.to_string()))
     }
+}
+
+/// sha256 of `bytes`, hex (as plugin descriptions give it).
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn unknown(name: &str) -> ErrorBody {

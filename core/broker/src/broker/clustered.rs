@@ -190,6 +190,61 @@ impl Broker {
             }
         }
         self.apply_roles(meta);
+        self.sync_plugins(meta).await;
+    }
+
+    /// Copies plugins this broker lacks (or has another version of) from a broker that has
+    /// them, checking the hash; deletes the ones the cluster deleted.
+    async fn sync_plugins(&self, meta: &ClusterMeta) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        for name in &meta.deleted_plugins {
+            if self.plugins.describe(name).is_ok() {
+                let _ = self.plugins.delete(name);
+                tracing::info!(plugin = %name, "plugin deleted by the cluster");
+            }
+        }
+        for (name, pm) in &meta.plugins {
+            let have = self.plugins.describe(name).ok().map(|d| d.sha256);
+            if have.as_deref() == Some(pm.sha256.as_str()) {
+                continue;
+            }
+            // The holder first, then any other live broker.
+            let mut sources: Vec<&crate::cluster::BrokerMeta> = meta
+                .brokers
+                .values()
+                .filter(|b| b.alive && b.id != cluster.node_id())
+                .collect();
+            sources.sort_by_key(|b| b.id != pm.holder);
+            let mut done = false;
+            for b in sources {
+                match cluster.transport().fetch_plugin(&b.addr, name).await {
+                    Ok(bytes) => {
+                        let sha = crate::plugins::sha256_hex(&bytes);
+                        if sha != pm.sha256 {
+                            continue; // that broker has another version
+                        }
+                        match self.plugins.upload(name, &bytes) {
+                            Ok(_) => {
+                                tracing::info!(plugin = %name, from = b.id, "plugin copied");
+                                done = true;
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::error!(plugin = %name, error = %e.message, "copied plugin does not load");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(plugin = %name, from = b.id, error = %e.message, "plugin copy failed");
+                    }
+                }
+            }
+            if !done {
+                tracing::warn!(plugin = %name, "no live broker could give this plugin yet; retrying at the next metadata change");
+            }
+        }
     }
 
     /// Follows the metadata until `stop` turns true: every applied change is reconciled.

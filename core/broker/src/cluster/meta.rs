@@ -61,6 +61,18 @@ impl TopicMeta {
     }
 }
 
+/// A plugin every broker should have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginMeta {
+    /// sha256 of the module, hex.
+    pub sha256: String,
+    /// Module size in bytes.
+    pub size: u64,
+    /// A broker that had it when it was uploaded (others copy it from there, or from any
+    /// broker that has the same hash).
+    pub holder: u32,
+}
+
 /// The replicated metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMeta {
@@ -68,6 +80,12 @@ pub struct ClusterMeta {
     pub brokers: BTreeMap<u32, BrokerMeta>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMeta>,
+    /// Plugins by name.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginMeta>,
+    /// Plugins deleted (and not uploaded again since): brokers delete their copies.
+    #[serde(default)]
+    pub deleted_plugins: std::collections::BTreeSet<String>,
 }
 
 /// A change to the metadata: the payload of one Raft log entry.
@@ -123,6 +141,18 @@ pub enum MetaCommand {
         leader_epoch: i32,
         /// The new ISR (must contain the leader).
         isr: Vec<u32>,
+    },
+    /// A plugin was uploaded (or replaced) on broker `holder`.
+    PutPlugin {
+        /// Name.
+        name: String,
+        /// What it is.
+        plugin: PluginMeta,
+    },
+    /// A plugin was deleted.
+    DeletePlugin {
+        /// Name.
+        name: String,
     },
     /// Move a partition to new replicas (`sluice partition reassign`): the new leader is the
     /// first new replica that is alive and in the current ISR, else the first alive one; the
@@ -191,6 +221,16 @@ impl ClusterMeta {
                 }
                 self.topics.insert(t.name.clone(), t.clone());
                 self.elect_leaders();
+                Ok(())
+            }
+            MetaCommand::PutPlugin { name, plugin } => {
+                self.deleted_plugins.remove(name);
+                self.plugins.insert(name.clone(), plugin.clone());
+                Ok(())
+            }
+            MetaCommand::DeletePlugin { name } => {
+                self.plugins.remove(name);
+                self.deleted_plugins.insert(name.clone());
                 Ok(())
             }
             MetaCommand::DeleteTopic { name } => match self.topics.remove(name) {

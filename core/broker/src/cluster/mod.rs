@@ -204,6 +204,9 @@ pub trait ClusterTransport: Send + Sync + 'static {
         call: GroupCall,
     ) -> BoxFuture<'_, Result<GroupReply, ErrorBody>>;
 
+    /// The module bytes of plugin `name` from the broker at `addr`.
+    fn fetch_plugin(&self, addr: &str, name: &str) -> BoxFuture<'_, Result<Vec<u8>, ErrorBody>>;
+
     /// A follower's fetch from the partition leader at `addr`.
     fn replica_fetch(
         &self,
