@@ -674,6 +674,7 @@ async fn min_insync_replicas_refuses_acks_all_but_not_acks_1() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
+    c.wait_http(leader, "/v1/topics/m", 200).await;
     assert_eq!(produce("all").await.0, 200);
     for f in &followers {
         c.kill(*f);

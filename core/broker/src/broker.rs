@@ -306,11 +306,16 @@ impl Broker {
 
     /// A topic by name.
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>, ErrorBody> {
-        self.topics
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| unknown_topic(name))
+        self.topics.read().get(name).cloned().ok_or_else(|| {
+            // In a cluster, a topic the metadata has may not be created here yet.
+            match self.cluster.get() {
+                Some(c) if c.view().meta.topics.contains_key(name) => ErrorBody::new(
+                    ErrorCode::LeaderNotAvailable,
+                    format!("topic `{name}` is still being created on this broker; retry shortly"),
+                ),
+                _ => unknown_topic(name),
+            }
+        })
     }
 
     /// All topics.
