@@ -1172,6 +1172,51 @@ impl Log {
         Ok(new_end)
     }
 
+    /// Empties the log and restarts it at `offset` (above its log end): a follower that fell
+    /// behind the leader's retention starts over from the leader's log start.
+    pub fn restart_at(&self, offset: u64) -> Result<()> {
+        let log_end = self.log_end_offset();
+        if offset <= log_end {
+            self.truncate_to(offset)?;
+            return Ok(());
+        }
+        let config = self.config();
+        let mut w = self.writer.lock();
+        if self.is_retired() || w.failed.is_some() {
+            return Err(StorageError::Failed {
+                path: self.dir.clone(),
+                reason: "the log cannot be written".into(),
+            });
+        }
+        let doomed: Vec<Arc<Segment>> = std::mem::take(&mut *self.segments.write())
+            .into_values()
+            .collect();
+        w.pending_sync.clear();
+        for d in &doomed {
+            d.delete_files()?;
+        }
+        let fresh = Arc::new(Segment::create(&self.dir, offset, &config)?);
+        sync_dir(&self.dir)?;
+        self.segments.write().insert(offset, fresh.clone());
+        w.active = fresh.clone();
+        self.log_start.store(offset, Ordering::Release);
+        self.log_end.store(offset, Ordering::Release);
+        self.high_watermark.store(offset, Ordering::Release);
+        self.epochs.lock().clear()?;
+        {
+            let mut s = self.sync.lock();
+            s.durable_offset = offset;
+        }
+        fresh.sync()?;
+        Checkpoint {
+            segment: offset,
+            prefix: fresh.trusted_prefix(),
+        }
+        .write(&self.dir, true)?;
+        tracing::info!(dir = %self.dir.display(), from = log_end, to = offset, "log restarted");
+        Ok(())
+    }
+
     /// Marks the log as about to be deleted while other holders may still use it: appends fail,
     /// and flushes and maintenance write nothing more into its directory (which may soon
     /// belong to a new log of the same name). Reads keep working on the open files.

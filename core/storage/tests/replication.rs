@@ -99,3 +99,19 @@ fn truncation_cuts_whole_batches_across_segments_and_survives_reopen() {
     assert_eq!(log.segments().len(), 1);
     assert!(log.epoch_entries().is_empty());
 }
+
+#[test]
+fn a_follower_behind_retention_restarts_at_the_leaders_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small()).unwrap();
+    log.append(&mut filler(3, 60, 1), 1).unwrap();
+    log.restart_at(500).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+    assert!(log.epoch_entries().is_empty());
+    let info = log.append(&mut filler(2, 60, 2), 4).unwrap();
+    assert_eq!(info.first_offset, 500);
+    drop(log);
+    let log = Log::open(dir.path(), small()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 502));
+    assert_eq!(log.epoch_entries(), vec![(4, 500)]);
+}

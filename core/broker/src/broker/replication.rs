@@ -492,6 +492,25 @@ impl Broker {
                     }
                     part.publish_high_watermark(meta.high_watermark.min(part.log.log_end_offset()));
                 }
+                Err(e)
+                    if e.code == ErrorCode::OffsetOutOfRange
+                        && e.log_start_offset
+                            .is_some_and(|s| s > part.log.log_end_offset()) =>
+                {
+                    // Behind the leader's retention: start over at its log start.
+                    let start = e.log_start_offset.unwrap_or(0);
+                    let log = part.log.clone();
+                    match blocking(move || log.restart_at(start)).await {
+                        Ok(Ok(())) => {
+                            tracing::warn!(%topic, partition = part.id, start, "follower was behind the leader's retention; restarted at its log start");
+                            part.advance_high_watermark();
+                        }
+                        r => {
+                            tracing::error!(%topic, partition = part.id, ?r, "restarting the follower's log failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(%topic, partition = part.id, error = %e.message, "replica fetch failed");
                     tokio::select! {
