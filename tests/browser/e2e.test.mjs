@@ -427,6 +427,16 @@ test('the example page produces and consumes with its copy of the client', async
     await broker.api('POST', '/v1/topics/chat/records', { records: [{ key: 'curl', value: 'hello from HTTP' }] });
     await page.waitForSelector('#messages li:has-text("hello from HTTP")');
     await page.screenshot({ path: join(ARTIFACTS, 'example.png') });
+
+    // The same page with a filter plugin in its URL shows only what the filter keeps.
+    await ensurePlugin('keyword', 'keyword_filter');
+    const filtered = await context.newPage();
+    filtered.on('pageerror', (e) => errors.push(e.message));
+    await filtered.goto(`http://127.0.0.1:${server.address().port}/?broker=ws://${broker.addr}/v1/ws&topic=chat&filter=keyword&filter.keyword=HTTP`);
+    await filtered.waitForSelector('#status[data-state="open"]');
+    await broker.api('POST', '/v1/topics/chat/records', { records: [{ key: 'curl', value: 'more from HTTP' }] });
+    await filtered.waitForSelector('#messages li:has-text("more from HTTP")');
+    assert.deepEqual(await filtered.$$eval('#messages li', (lis) => lis.map((li) => li.lastChild.textContent)), ['more from HTTP', 'hello from HTTP'], 'only the messages with the keyword, newest first');
     await context.close();
     assert.deepEqual(errors, []);
   } finally {
