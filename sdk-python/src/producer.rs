@@ -515,10 +515,15 @@ impl SendFuture {
         Ok(self.wait(py, Some(std::time::Duration::ZERO))?.is_some())
     }
 
-    /// The partition the record was routed to (known at once).
+    /// The partition the record was routed to: known at once, except on a topic whose
+    /// partitioner plugin runs in the broker (`None` there until the outcome is known).
     #[getter]
-    fn partition(&self) -> u32 {
-        self.partition
+    fn partition(&self) -> Option<u32> {
+        match self.outcome.get() {
+            Some(Ok(m)) => Some(m.partition),
+            _ if self.partition == sluice_client::ROUTED_BY_BROKER => None,
+            _ => Some(self.partition),
+        }
     }
 
     fn __repr__(&self) -> String {
@@ -527,7 +532,10 @@ impl SendFuture {
             Some(Ok(m)) => format!("offset={:?}", m.offset),
             Some(Err(e)) => format!("error={e}"),
         };
-        format!("<sluice.SendFuture partition={} {state}>", self.partition)
+        match self.partition() {
+            Some(p) => format!("<sluice.SendFuture partition={p} {state}>"),
+            None => format!("<sluice.SendFuture {state}>"),
+        }
     }
 }
 
