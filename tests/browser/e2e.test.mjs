@@ -1,11 +1,13 @@
 // End-to-end tests of the web console and the browser client: the real `sluice` binary, headless
 // Debian Chromium driven by playwright-core, other group members in Node (the same client.js
-// over the `ws` package) and in Rust (a `sluice consume --group` process, on the Rust SDK), and
-// the example WebAssembly plugins. Run through ./run.sh (it installs and builds what is needed).
+// over the `ws` package) and in Rust (a process on the Rust SDK: server/tests/browser_member.rs),
+// and the example WebAssembly plugins. Run through ./run.sh (it installs and builds what is
+// needed).
 //
 // Environment: SLUICE_BIN (the broker binary; default $CARGO_TARGET_DIR/debug/sluice or
 // ../../target/debug/sluice), PLUGINS_DIR (the built example plugins; default
-// $CARGO_TARGET_DIR/plugins/wasm32-unknown-unknown/release), CHROMIUM (default
+// $CARGO_TARGET_DIR/plugins/wasm32-unknown-unknown/release), RUST_MEMBER (the browser_member
+// test binary of the server crate; run.sh finds it), CHROMIUM (default
 // /usr/bin/chromium), ARTIFACTS (screenshots; default ./artifacts).
 
 import { test, before, after } from 'node:test';
@@ -25,6 +27,7 @@ const root = resolve(here, '../..');
 const targetDir = process.env.CARGO_TARGET_DIR ? resolve(root, process.env.CARGO_TARGET_DIR) : join(root, 'target');
 const BIN = process.env.SLUICE_BIN || join(targetDir, 'debug', 'sluice');
 const PLUGINS_DIR = process.env.PLUGINS_DIR || join(targetDir, 'plugins', 'wasm32-unknown-unknown', 'release');
+const RUST_MEMBER = process.env.RUST_MEMBER;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = resolve(here, process.env.ARTIFACTS || 'artifacts');
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'];
@@ -112,6 +115,7 @@ let Sluice;
 
 before(async () => {
   assert.ok(existsSync(BIN), `no broker binary at ${BIN}: build it with cargo build -p sluice-server --bin sluice`);
+  assert.ok(RUST_MEMBER && existsSync(RUST_MEMBER), `RUST_MEMBER (${RUST_MEMBER}) is not the browser_member test binary: run ./run.sh, or build it with cargo test -p sluice-server --test browser_member --no-run`);
   for (const f of ['keyword_filter', 'json_filter', 'json_partitioner']) {
     assert.ok(existsSync(pluginFile(f)), `no ${pluginFile(f)}: build the example plugins (cd plugins && cargo build --release --target wasm32-unknown-unknown), or run ./run.sh`);
   }
@@ -663,4 +667,82 @@ test('client: plugin admin; filters on fetch and subscribe; a filtered group mem
   assert.equal(await committed(), 9);
   await member.close();
   await node.close();
+});
+
+/** A consumer-group member on the Rust SDK, in a process of its own (server/tests/browser_member.rs):
+ *  it prints a JSON line per record, and commits and leaves when its stdin closes. */
+function rustMember(topic, group) {
+  const proc = spawn(RUST_MEMBER, ['--ignored', '--exact', 'rust_group_member', '--nocapture'], {
+    env: { ...process.env, SLUICE_URL: broker.url, SLUICE_TOPIC: topic, SLUICE_GROUP: group },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const got = [];
+  let output = '';
+  createInterface({ input: proc.stdout }).on('line', (line) => {
+    output += `${line}\n`;
+    if (!line.startsWith('{')) return; // the test harness's own lines
+    const m = JSON.parse(line);
+    if (m.value !== undefined) got.push(m);
+  });
+  proc.stderr.on('data', (d) => { output += d; });
+  const exited = new Promise((r) => proc.once('exit', (code) => r(code)));
+  return { proc, got, exited, output: () => output };
+}
+
+test('a console page and a Rust consumer (Rust SDK), members of one group, split the partitions', async () => {
+  await broker.api('POST', '/v1/topics', { name: 'shared', partitions: 4 });
+  const rust = rustMember('shared', 'mixed');
+  try {
+    const described = async () => (await broker.api('GET', '/v1/groups/mixed')).body;
+    const owned = (m) => m.assigned.flatMap((l) => l.partitions);
+    await eventually('the Rust member to own all 4 partitions', async () => {
+      const d = await described();
+      return d.members?.length === 1 && owned(d.members[0]).length === 4;
+    }, 30000);
+    const rustId = (await described()).members[0].member_id;
+
+    const { page, close } = await openPage('/#/topics/shared');
+    await page.waitForSelector('#tail-status[data-state="live"]');
+    await page.selectOption('#tail-mode', 'group');
+    await page.fill('#tail-group', 'mixed');
+    await page.selectOption('#tail-from', 'earliest');
+    await page.click('#tail-start');
+    const pageParts = async () => {
+      const v = await page.getAttribute('#tail-assignment', 'data-partitions');
+      return v ? v.split(',').map(Number) : [];
+    };
+    let theirs = [];
+    await eventually('the page and the Rust member to split 2 + 2', async () => {
+      const d = await described();
+      const r = d.members.find((m) => m.member_id === rustId);
+      theirs = r ? owned(r) : [];
+      return d.state === 'stable' && d.members.length === 2 && theirs.length === 2 && (await pageParts()).length === 2;
+    }, 20000);
+    const mine = await pageParts();
+    assert.deepEqual([...mine, ...theirs].sort(), [0, 1, 2, 3], `disjoint and complete: page ${mine}, rust ${theirs}`);
+
+    // Every record reaches exactly the member that owns its partition.
+    await broker.api('POST', '/v1/topics/shared/records', { records: Array.from({ length: 8 }, (_, i) => ({ value: `shared-${i}`, partition: i % 4 })) });
+    await eventually('the page to show its 4 records', async () => (await page.$$('#tail-rows tr')).length === 4);
+    await eventually('the Rust member to print its 4 records', async () => rust.got.length === 4);
+    const pageRows = await page.$$eval('#tail-rows tr', (trs) => trs.map((tr) => Number(tr.dataset.partition)));
+    assert.ok(pageRows.every((p) => mine.includes(p)), `page rows ${pageRows} outside ${mine}`);
+    assert.ok(rust.got.every((r) => theirs.includes(r.partition)), `rust records ${rust.got.map((r) => r.partition)} outside ${theirs}`);
+    const values = [...(await page.$$eval('#tail-rows td.value', (tds) => tds.map((td) => td.textContent))), ...rust.got.map((r) => r.value)];
+    assert.deepEqual(values.sort(), Array.from({ length: 8 }, (_, i) => `shared-${i}`).sort(), 'each record once');
+    await shot(page, 'group-member-with-rust');
+
+    // The Rust member commits and leaves: the page takes its partitions over from the commits,
+    // showing nothing twice (a new record per handed-over partition comes after any repeat).
+    rust.proc.stdin.end();
+    assert.equal(await within(20000, 'the Rust member to leave and exit', rust.exited), 0, rust.output());
+    await eventually('the page to own all 4 partitions', async () => (await pageParts()).length === 4, 20000);
+    await broker.api('POST', '/v1/topics/shared/records', { records: theirs.map((partition) => ({ value: 'after', partition })) });
+    for (const p of theirs) await page.waitForSelector(`#tail-rows tr[data-partition="${p}"][data-offset="2"]`);
+    assert.equal((await page.$$('#tail-rows tr')).length, 6, 'its 4 records and the 2 new ones, nothing twice');
+    await shot(page, 'group-member-after-rust');
+    await close();
+  } finally {
+    if (rust.proc.exitCode === null && rust.proc.signalCode === null) rust.proc.kill('SIGKILL');
+  }
 });

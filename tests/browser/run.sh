@@ -44,8 +44,24 @@ if [ -z "${PLUGINS_DIR:-}" ]; then
   PLUGINS_DIR="$CARGO_TARGET_DIR/plugins/wasm32-unknown-unknown/release"
 fi
 
+# The Rust SDK group member the tests run next to a console page: an ignored test of the server
+# crate, run as a process of its own (server/tests/browser_member.rs). ./dev test has built every
+# test binary already, so this only looks its path up.
+if [ -z "${RUST_MEMBER:-}" ]; then
+  step "cargo test -p sluice-server --test browser_member --no-run (the Rust group member)"
+  RUST_MEMBER=$(cd "$root" && cargo test --locked -p sluice-server --test browser_member --no-run --message-format=json \
+    | node -e 'let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => {
+        for (const line of s.split("\n")) {
+          if (!line.startsWith("{")) continue;
+          const m = JSON.parse(line);
+          if (m.reason === "compiler-artifact" && m.target?.name === "browser_member" && m.executable) console.log(m.executable);
+        }
+      });')
+  [ -x "$RUST_MEMBER" ] || { echo "could not find the browser_member test binary" >&2; exit 1; }
+fi
+
 step "browser tests (headless Chromium)"
 mkdir -p "$here/artifacts"
-SLUICE_BIN="$SLUICE_BIN" PLUGINS_DIR="$PLUGINS_DIR" ARTIFACTS="$here/artifacts" \
+SLUICE_BIN="$SLUICE_BIN" PLUGINS_DIR="$PLUGINS_DIR" RUST_MEMBER="$RUST_MEMBER" ARTIFACTS="$here/artifacts" \
   node --test --test-concurrency=1 --test-timeout=120000 "$here/e2e.test.mjs"
 echo "screenshots: $here/artifacts/"
