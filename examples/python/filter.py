@@ -29,4 +29,4 @@ with sluice.Producer(url) as producer:
 with sluice.Consumer(url, topic, auto_offset_reset="earliest",
                      filter="grep", filter_params={"keyword": "ERROR"}) as consumer:
     while (record := consumer.poll(timeout=1.0)) is not None:
-        print(record.offset, record.value.decode())
+        print(record.offset, (record.value or b"").decode())

@@ -10,7 +10,7 @@ from conftest import unique
 
 def consume(url: str, topic: str, count: int, **kwargs) -> list:
     """Reads `count` records from the start of `topic` (each wait bounded)."""
-    out = []
+    out: list = []
     with sluice.Consumer(url, topic, auto_offset_reset="earliest", **kwargs) as consumer:
         while len(out) < count:
             record = consumer.poll(timeout=10)
