@@ -211,3 +211,44 @@ async fn a_subscription_whose_filter_drops_everything_still_reports_its_position
     );
     assert_eq!(d.fetch.next_offset, 5);
 }
+
+#[tokio::test]
+async fn a_map_plugin_uploads_as_kind_map_and_is_refused_as_a_filter() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("t", 1).await;
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(true).await;
+    let Answer::Plugin(p) = ws
+        .call(
+            1,
+            upload("same", wat("examples/wat/identity_map.wat")),
+            true,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("upload answered with something else")
+    };
+    assert_eq!((p.kind.as_str(), p.abi_version), ("map", 2));
+    let e = ws
+        .call(2, upload("old", wat("hostile/map_abi_v1.wat")), true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidPlugin, "{e:?}");
+    assert!(e.message.contains("needs version 2"), "{e:?}");
+    let sub = Request::Subscribe {
+        topic: "t".into(),
+        partitions: None,
+        from: StartFrom::Earliest,
+        credit_bytes: 1 << 20,
+        positions: None,
+        filter: Some(FilterSpec {
+            plugin: "same".into(),
+            params: Default::default(),
+        }),
+    };
+    let e = ws.call(3, sub, true).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidPlugin, "{e:?}");
+    assert!(e.message.contains("is a map, not a filter"), "{e:?}");
+}
