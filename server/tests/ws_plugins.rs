@@ -187,14 +187,15 @@ async fn a_subscription_whose_filter_drops_everything_still_reports_its_position
         ws.call(2, sub, false).await.unwrap(),
         Answer::Subscribed { .. }
     ));
-    // No records, but the position past the three dropped ones, using no credit.
+    // No records, but the position past the three dropped ones, costing the bytes read.
     let f = ws.recv().await;
     let ServerBody::Records(d) = f.body else {
         panic!("{f:?}")
     };
     assert!(d.fetch.records.is_empty(), "{d:?}");
     assert_eq!(d.fetch.next_offset, 3);
-    assert_eq!(d.bytes, 0);
+    let stored = http.fetch_raw("t", 0, 0).await.len() as u64;
+    assert_eq!(d.bytes, stored);
     // Then the next kept record, as usual.
     http.produce(
         "t",
