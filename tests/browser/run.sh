@@ -32,7 +32,7 @@ if [ -z "${SLUICE_BIN:-}" ] || [ ! -x "$SLUICE_BIN" ]; then
   SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice"
 fi
 
-# The example plugins the tests upload (keyword filter, JSON filter, JSON partitioner), built
+# The example plugins the tests upload (the JSON filter and partitioner), built
 # as core/wasm's tests build them: from plugins/ (its .cargo/config.toml applies), into a target
 # dir of their own under the shared one, so this cargo never waits on the workspace's locks.
 if [ -z "${PLUGINS_DIR:-}" ]; then
