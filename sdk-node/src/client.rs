@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use napi::bindgen_prelude::Buffer;
 use napi::bindgen_prelude::within_runtime_if_available;
 use napi_derive::napi;
-use sluice_client::{AlterTopic, Client, ClientOptions, NewTopic};
+use sluice_client::{AlterTopic, Client, ClientOptions, NewTopic, StartFrom};
 
 use crate::consumer::{ConsumerOptionsJs, NativeConsumer};
 use crate::error::{IntoJs, invalid};
@@ -284,5 +285,264 @@ impl NativeClient {
                 offset_for_timestamp: o.offset_for_timestamp.flatten().map(|x| x as f64),
             })
             .collect())
+    }
+}
+
+#[napi(object)]
+pub struct GroupSummaryJs {
+    pub group: String,
+    pub state: String,
+    pub members: u32,
+}
+
+#[napi(object)]
+pub struct TopicPartitionsJs {
+    pub topic: String,
+    pub partitions: Vec<u32>,
+}
+
+#[napi(object)]
+pub struct MemberDescriptionJs {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub member_epoch: i32,
+    pub topics: Vec<String>,
+    /// What the member owns now.
+    pub assigned: Vec<TopicPartitionsJs>,
+    /// What the broker wants it to own once revocations are done.
+    pub target: Vec<TopicPartitionsJs>,
+}
+
+#[napi(object)]
+pub struct PartitionLagJs {
+    pub topic: String,
+    pub partition: u32,
+    /// The group's committed offset (`null`: none).
+    pub committed: Option<f64>,
+    pub log_end_offset: f64,
+    pub lag: f64,
+    /// The member id owning the partition, if any.
+    pub owner: Option<String>,
+}
+
+#[napi(object)]
+pub struct GroupDescriptionJs {
+    pub group: String,
+    pub state: String,
+    pub group_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<MemberDescriptionJs>,
+    pub partitions: Vec<PartitionLagJs>,
+}
+
+#[napi(object)]
+pub struct CommittedOffsetJs {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: f64,
+    pub metadata: String,
+    pub commit_time_ms: f64,
+}
+
+#[napi(object)]
+pub struct PluginDescriptionJs {
+    pub name: String,
+    /// `filter` or `partitioner`.
+    pub kind: String,
+    pub abi_version: i32,
+    pub size_bytes: f64,
+    pub sha256: String,
+    pub uploaded_ms: f64,
+    pub calls: f64,
+    pub records: f64,
+    pub errors: f64,
+    pub last_error: Option<String>,
+}
+
+fn partitions_js(tps: Vec<sluice_client::TopicPartitions>) -> Vec<TopicPartitionsJs> {
+    tps.into_iter()
+        .map(|t| TopicPartitionsJs {
+            topic: t.topic,
+            partitions: t.partitions,
+        })
+        .collect()
+}
+
+fn offsets_js(offsets: Vec<sluice_client::CommittedOffset>) -> Vec<CommittedOffsetJs> {
+    offsets
+        .into_iter()
+        .map(|o| CommittedOffsetJs {
+            topic: o.topic,
+            partition: o.partition,
+            offset: o.offset as f64,
+            metadata: o.metadata,
+            commit_time_ms: o.commit_time_ms as f64,
+        })
+        .collect()
+}
+
+fn plugin_js(p: sluice_client::PluginDescription) -> PluginDescriptionJs {
+    PluginDescriptionJs {
+        name: p.name,
+        kind: p.kind,
+        abi_version: p.abi_version,
+        size_bytes: p.size_bytes as f64,
+        sha256: p.sha256,
+        uploaded_ms: p.uploaded_ms as f64,
+        calls: p.calls as f64,
+        records: p.records as f64,
+        errors: p.errors as f64,
+        last_error: p.last_error,
+    }
+}
+
+/// Where a reset moves a group's offsets: `earliest`, `latest`, `offset` or `timestamp`, with
+/// the value for the last two.
+pub fn start_from(from: &str, value: Option<i64>) -> napi::Result<StartFrom> {
+    let need = |what: &str| value.ok_or_else(|| invalid(format!("{what} needs a value")));
+    Ok(match from {
+        "earliest" => StartFrom::Earliest,
+        "latest" => StartFrom::Latest,
+        "offset" => {
+            let offset = need("an offset")?;
+            if offset < 0 {
+                return Err(invalid("an offset cannot be negative"));
+            }
+            StartFrom::Offset(offset as u64)
+        }
+        "timestamp" => StartFrom::Timestamp(need("a timestamp")?),
+        other => return Err(invalid(format!("unknown position `{other}`"))),
+    })
+}
+
+/// Groups and plugins.
+#[napi]
+impl NativeClient {
+    #[napi]
+    pub async fn list_groups(&self) -> napi::Result<Vec<GroupSummaryJs>> {
+        let groups = self.client.admin().list_groups().await.js()?;
+        Ok(groups
+            .into_iter()
+            .map(|g| GroupSummaryJs {
+                group: g.group,
+                state: g.state,
+                members: g.members,
+            })
+            .collect())
+    }
+
+    #[napi]
+    pub async fn describe_group(&self, group: String) -> napi::Result<GroupDescriptionJs> {
+        let g = self.client.admin().describe_group(&group).await.js()?;
+        Ok(GroupDescriptionJs {
+            group: g.group,
+            state: g.state,
+            group_epoch: g.group_epoch,
+            assignor: g.assignor,
+            members: g
+                .members
+                .into_iter()
+                .map(|m| MemberDescriptionJs {
+                    member_id: m.member_id,
+                    instance_id: m.instance_id,
+                    member_epoch: m.member_epoch,
+                    topics: m.topics,
+                    assigned: partitions_js(m.assigned),
+                    target: partitions_js(m.target),
+                })
+                .collect(),
+            partitions: g
+                .partitions
+                .into_iter()
+                .map(|p| PartitionLagJs {
+                    topic: p.topic,
+                    partition: p.partition,
+                    committed: p.committed.map(|c| c as f64),
+                    log_end_offset: p.log_end_offset as f64,
+                    lag: p.lag as f64,
+                    owner: p.owner,
+                })
+                .collect(),
+        })
+    }
+
+    #[napi]
+    pub async fn group_offsets(
+        &self,
+        group: String,
+        topics: Option<Vec<String>>,
+    ) -> napi::Result<Vec<CommittedOffsetJs>> {
+        let topics: Option<Vec<&str>> = topics
+            .as_ref()
+            .map(|t| t.iter().map(String::as_str).collect());
+        let offsets = self
+            .client
+            .admin()
+            .group_offsets(&group, topics.as_deref())
+            .await
+            .js()?;
+        Ok(offsets_js(offsets))
+    }
+
+    /// Moves a group's committed offsets (the group must have no members).
+    #[napi]
+    pub async fn reset_offsets(
+        &self,
+        group: String,
+        from: String,
+        value: Option<i64>,
+        topics: Option<Vec<String>>,
+    ) -> napi::Result<Vec<CommittedOffsetJs>> {
+        let to = start_from(&from, value)?;
+        let topics: Option<Vec<&str>> = topics
+            .as_ref()
+            .map(|t| t.iter().map(String::as_str).collect());
+        let offsets = self
+            .client
+            .admin()
+            .reset_offsets(&group, to, topics.as_deref())
+            .await
+            .js()?;
+        Ok(offsets_js(offsets))
+    }
+
+    #[napi]
+    pub async fn delete_group(&self, group: String) -> napi::Result<()> {
+        self.client.admin().delete_group(&group).await.js()
+    }
+
+    /// Uploads (or replaces) a WebAssembly plugin; the broker validates and compiles it.
+    #[napi]
+    pub async fn upload_plugin(
+        &self,
+        name: String,
+        module: Buffer,
+    ) -> napi::Result<PluginDescriptionJs> {
+        let module = module.to_vec();
+        let p = self
+            .client
+            .admin()
+            .upload_plugin(&name, module)
+            .await
+            .js()?;
+        Ok(plugin_js(p))
+    }
+
+    #[napi]
+    pub async fn list_plugins(&self) -> napi::Result<Vec<PluginDescriptionJs>> {
+        let plugins = self.client.admin().list_plugins().await.js()?;
+        Ok(plugins.into_iter().map(plugin_js).collect())
+    }
+
+    #[napi]
+    pub async fn describe_plugin(&self, name: String) -> napi::Result<PluginDescriptionJs> {
+        Ok(plugin_js(
+            self.client.admin().describe_plugin(&name).await.js()?,
+        ))
+    }
+
+    #[napi]
+    pub async fn delete_plugin(&self, name: String) -> napi::Result<()> {
+        self.client.admin().delete_plugin(&name).await.js()
     }
 }

@@ -5,15 +5,17 @@
 //! `seek`, `commit` and `close` first wake it (it then resolves with no records, and the
 //! JavaScript layer asks again), so they never wait for records to arrive.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
-use sluice_client::{Assignor, Client, Consumer, ConsumerOptions, OffsetReset, StartFrom};
+use sluice_client::{Assignor, Client, Consumer, ConsumerOptions, OffsetReset};
 use tokio::sync::{Mutex, Notify};
 
+use crate::client::start_from;
 use crate::error::{IntoJs, invalid, js_error};
 
 /// Records handed over by one `nextBatch` call at most.
@@ -44,6 +46,15 @@ pub struct ConsumerOptionsJs {
     /// Bytes the broker may push ahead of the application, per topic.
     pub credit_bytes: Option<u32>,
     pub check_crcs: Option<bool>,
+    /// A `filter` plugin the broker runs on every read of this consumer.
+    pub filter: Option<FilterJs>,
+}
+
+/// A filter plugin and its parameters (passed to the plugin's `init`).
+#[napi(object)]
+pub struct FilterJs {
+    pub name: String,
+    pub params: Option<HashMap<String, String>>,
 }
 
 impl ConsumerOptionsJs {
@@ -88,23 +99,15 @@ impl ConsumerOptionsJs {
                 }
             });
         }
-        let value = self.from_value;
-        let need =
-            |what: &str| value.ok_or_else(|| invalid(format!("start from {what} needs a value")));
-        let start = match self.from.as_deref() {
-            None | Some("latest") => StartFrom::Latest,
-            Some("earliest") => StartFrom::Earliest,
-            Some("offset") => {
-                let offset = need("an offset")?;
-                if offset < 0 {
-                    return Err(invalid("a start offset cannot be negative"));
-                }
-                StartFrom::Offset(offset as u64)
+        if let Some(from) = self.from {
+            o = o.start(start_from(&from, self.from_value)?);
+        }
+        if let Some(filter) = self.filter {
+            if filter.name.is_empty() {
+                return Err(invalid("a filter needs the name of an uploaded plugin"));
             }
-            Some("timestamp") => StartFrom::Timestamp(need("a timestamp")?),
-            Some(other) => return Err(invalid(format!("unknown start `{other}`"))),
-        };
-        o = o.start(start);
+            o = o.filter(filter.name, filter.params.unwrap_or_default());
+        }
         if let Some(partitions) = self.partitions {
             o = o.partitions(partitions);
         }
@@ -286,6 +289,43 @@ impl NativeConsumer {
         let consumer = guard.as_ref().ok_or_else(closed)?;
         Ok(consumer
             .assignment()
+            .into_iter()
+            .map(|(topic, partition)| TopicPartition { topic, partition })
+            .collect())
+    }
+
+    /// Stops reading these partitions (their records already taken are still yielded) until
+    /// `resume`; in a group the consumer keeps them.
+    #[napi]
+    pub async fn pause(&self, partitions: Vec<TopicPartition>) -> napi::Result<()> {
+        let mut guard = self.shared.take_turn().await;
+        let consumer = guard.as_mut().ok_or_else(closed)?;
+        let list: Vec<(&str, u32)> = partitions
+            .iter()
+            .map(|tp| (tp.topic.as_str(), tp.partition))
+            .collect();
+        consumer.pause(&list).js()
+    }
+
+    /// Reads paused partitions again, from where they were.
+    #[napi]
+    pub async fn resume(&self, partitions: Vec<TopicPartition>) -> napi::Result<()> {
+        let mut guard = self.shared.take_turn().await;
+        let consumer = guard.as_mut().ok_or_else(closed)?;
+        let list: Vec<(&str, u32)> = partitions
+            .iter()
+            .map(|tp| (tp.topic.as_str(), tp.partition))
+            .collect();
+        consumer.resume(&list).js()
+    }
+
+    /// The paused partitions.
+    #[napi]
+    pub async fn paused(&self) -> napi::Result<Vec<TopicPartition>> {
+        let guard = self.shared.take_turn().await;
+        let consumer = guard.as_ref().ok_or_else(closed)?;
+        Ok(consumer
+            .paused()
             .into_iter()
             .map(|(topic, partition)| TopicPartition { topic, partition })
             .collect())

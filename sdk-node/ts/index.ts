@@ -177,7 +177,8 @@ export interface ProducerRecord {
 /** Where a record was written. */
 export interface RecordMetadata {
   topic: string;
-  partition: number;
+  /** The partition; `null` for a record routed by the topic's partitioner plugin with `acks: 0`. */
+  partition: number | null;
   /** The record's offset; `null` with `acks: 0`, where the broker does not say. */
   offset: number | null;
   timestamp: number;
@@ -187,6 +188,9 @@ function producerOptions(o: ProducerOptions | undefined): native.ProducerOptions
   if (o === undefined) return undefined;
   return { ...o, acks: o.acks === undefined ? undefined : String(o.acks) };
 }
+
+/** The partition of a record routed by the broker, as long as the broker has not said. */
+const ROUTED_BY_BROKER = 0xffff_ffff;
 
 /** Records gathered in one native call at most. */
 const MAX_BATCH_RECORDS = 1024;
@@ -304,7 +308,7 @@ export class Producer {
             const offset = r.offsets[i];
             pending[i].resolve({
               topic: records[i].topic,
-              partition: r.partitions[i],
+              partition: r.partitions[i] === ROUTED_BY_BROKER ? null : r.partitions[i],
               offset: offset < 0 ? null : offset,
               timestamp: r.timestamps[i],
             });
@@ -372,6 +376,12 @@ export interface ConsumerOptions {
   creditBytes?: number;
   /** Verify each batch's CRC (default true). */
   checkCrcs?: boolean;
+  /**
+   * A `filter` plugin (uploaded with `admin().uploadPlugin`) the broker runs on every read:
+   * only the records it keeps are delivered, with their original offsets. `params` go to the
+   * plugin's `init` (for the example keyword filter: `{ keyword: 'ERROR' }`).
+   */
+  filter?: { name: string; params?: Record<string, string> };
   /** Records taken from native code at a time, at most (default 500). */
   maxBatch?: number;
 }
@@ -432,6 +442,7 @@ function consumerOptions(o: ConsumerOptions): native.ConsumerOptionsJs {
     partitions: o.partitions,
     creditBytes: o.creditBytes,
     checkCrcs: o.checkCrcs,
+    filter: o.filter,
   };
 }
 
@@ -555,6 +566,25 @@ export class Consumer implements AsyncIterable<ConsumedRecord> {
     return wrap(this.#native.assignment());
   }
 
+  /**
+   * Stops reading these partitions until `resume` (records of them already taken are still
+   * yielded); in a group the consumer keeps them. Rejects, pausing nothing, if the consumer
+   * does not read one of them.
+   */
+  async pause(partitions: TopicPartition[]): Promise<void> {
+    return wrap(this.#native.pause(partitions));
+  }
+
+  /** Reads paused partitions again, from where they were. */
+  async resume(partitions: TopicPartition[]): Promise<void> {
+    return wrap(this.#native.resume(partitions));
+  }
+
+  /** The paused partitions. */
+  async paused(): Promise<TopicPartition[]> {
+    return wrap(this.#native.paused());
+  }
+
   /** The next offset this consumer will yield from each partition it reads. */
   async positions(): Promise<TopicPartitionOffset[]> {
     const positions = await wrap(this.#native.positions());
@@ -617,6 +647,10 @@ export interface NewTopic {
 export type TopicDescription = native.TopicDescriptionJs;
 export type TopicSummary = native.TopicSummaryJs;
 export type PartitionOffsets = native.PartitionOffsetsJs;
+export type GroupSummary = native.GroupSummaryJs;
+export type GroupDescription = native.GroupDescriptionJs;
+export type CommittedOffset = native.CommittedOffsetJs;
+export type PluginDescription = native.PluginDescriptionJs;
 
 /** Administration over the client's connection. */
 export class Admin {
@@ -659,5 +693,67 @@ export class Admin {
   /** Earliest and latest offset of each partition; with `timestamp`, also the first offset at or after it. */
   async listOffsets(topic: string, timestamp?: number): Promise<PartitionOffsets[]> {
     return wrap(this.#native.listOffsets(topic, timestamp));
+  }
+
+  /** Every consumer group: name, state, member count. */
+  async listGroups(): Promise<GroupSummary[]> {
+    return wrap(this.#native.listGroups());
+  }
+
+  /** A group's members and assignments, and per partition its committed offset and lag. */
+  async describeGroup(group: string): Promise<GroupDescription> {
+    return wrap(this.#native.describeGroup(group));
+  }
+
+  /** A group's committed offsets (of these topics, or all). */
+  async groupOffsets(group: string, topics?: string[]): Promise<CommittedOffset[]> {
+    return wrap(this.#native.groupOffsets(group, topics));
+  }
+
+  /**
+   * Moves a group's committed offsets (of these topics, or all) to the earliest or latest
+   * offset, an offset, or the first record at or after a timestamp. The group must have no
+   * members (`group_not_empty` otherwise).
+   */
+  async resetOffsets(group: string, to: StartFrom, topics?: string[]): Promise<CommittedOffset[]> {
+    const [from, value] =
+      to === 'earliest' || to === 'latest'
+        ? [to, undefined]
+        : 'offset' in to
+          ? ['offset', to.offset]
+          : ['timestamp', to.timestamp];
+    return wrap(this.#native.resetOffsets(group, from, value, topics));
+  }
+
+  /** Deletes a group without members, with its committed offsets. */
+  async deleteGroup(group: string): Promise<void> {
+    return wrap(this.#native.deleteGroup(group));
+  }
+
+  /**
+   * Uploads (or replaces) a WebAssembly plugin: a `filter` (for consumers' `filter`) or a
+   * `partitioner` (for a topic's `partitioner` setting). The broker validates and compiles it;
+   * a bad module rejects with `invalid_plugin`.
+   */
+  async uploadPlugin(name: string, module: Uint8Array): Promise<PluginDescription> {
+    if (!(module instanceof Uint8Array)) {
+      throw new InvalidInputError('invalid_input', '', 'a plugin module is a Buffer or Uint8Array of WebAssembly', false);
+    }
+    return wrap(this.#native.uploadPlugin(name, Buffer.from(module.buffer, module.byteOffset, module.byteLength)));
+  }
+
+  /** Every uploaded plugin, with its use counters. */
+  async listPlugins(): Promise<PluginDescription[]> {
+    return wrap(this.#native.listPlugins());
+  }
+
+  /** One plugin. */
+  async describePlugin(name: string): Promise<PluginDescription> {
+    return wrap(this.#native.describePlugin(name));
+  }
+
+  /** Deletes a plugin (refused while a topic uses it as its partitioner). */
+  async deletePlugin(name: string): Promise<void> {
+    return wrap(this.#native.deletePlugin(name));
   }
 }
