@@ -46,10 +46,11 @@ fi
 
 # The Rust SDK group member the tests run next to a console page: an ignored test of the server
 # crate, run as a process of its own (server/tests/browser_member.rs). ./dev test has built every
-# test binary already, so this only looks its path up.
+# test binary already (`cargo test --workspace --no-run`), so this only looks its path up; with
+# --workspace, features resolve as they did there and nothing is built again.
 if [ -z "${RUST_MEMBER:-}" ]; then
-  step "cargo test -p sluice-server --test browser_member --no-run (the Rust group member)"
-  RUST_MEMBER=$(cd "$root" && cargo test --locked -p sluice-server --test browser_member --no-run --message-format=json \
+  step "cargo test --workspace --test browser_member --no-run (the Rust group member)"
+  RUST_MEMBER=$(cd "$root" && cargo test --workspace --locked --test browser_member --no-run --message-format=json \
     | node -e 'let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => {
         for (const line of s.split("\n")) {
           if (!line.startsWith("{")) continue;
