@@ -142,7 +142,31 @@ fn settings(
     })
 }
 
-/// Reads records of one or more topics: iterate over it, or call `poll`.
+/// Reads records of one or more topics: iterate over it (blocks until a record comes; Ctrl-C
+/// interrupts), or call `poll`.
+///
+/// Without `group` it reads every partition of its topics itself and commits nothing
+/// (broadcast). With `group` it is a member of that consumer group: the broker shares the
+/// partitions among the members, each partition starts at the group's committed offset (else
+/// per `auto_offset_reset`), and positions are committed every `auto_commit_interval_ms`, when
+/// partitions move, and at `close()`.
+///
+/// Args:
+///     url: the broker.
+///     topics: a topic name or several.
+///     group: the consumer group to join, or None.
+///     auto_offset_reset: where to start without a committed offset: "earliest", "latest"
+///         (default) or "none" (groups only: report an error instead).
+///     filter: an uploaded filter plugin to run in the broker on this consumer's records.
+///     filter_params: the filter's parameters (str to str).
+///     partitions: without a group, read only these partitions.
+///     enable_auto_commit, auto_commit_interval_ms, session_timeout_ms, instance_id,
+///     assignor ("sticky", "range", "roundrobin"): group settings.
+///     credit_bytes: bytes the broker may push ahead of the application, per topic.
+///
+/// Raises:
+///     sluice.UnknownTopicError: a topic does not exist (without a group).
+///     sluice.ConnectionError: the broker cannot be reached.
 #[pyclass(frozen, module = "sluice", name = "Consumer")]
 pub struct Consumer {
     client: sluice_client::Client,
@@ -274,7 +298,7 @@ impl Consumer {
         session_timeout_ms = None,
         instance_id = None,
         assignor = "sticky",
-        credit_bytes = 8 << 20,
+        credit_bytes = 8_388_608,
         request_timeout_ms = 30_000,
         connect_timeout_ms = 10_000,
         client_name = None,
@@ -576,7 +600,7 @@ impl AsyncConsumer {
         session_timeout_ms = None,
         instance_id = None,
         assignor = "sticky",
-        credit_bytes = 8 << 20,
+        credit_bytes = 8_388_608,
         request_timeout_ms = 30_000,
         connect_timeout_ms = 10_000,
         client_name = None,
