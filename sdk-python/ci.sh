@@ -26,7 +26,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 step "pip install maturin pytest"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-  "maturin>=1.9.4,<2" "pytest>=7" "pytest-timeout>=2"
+  "maturin>=1.9.4,<2" "pytest>=7" "pytest-timeout>=2" "mypy>=1.10"
 
 if [ -z "${SLUICE_BIN:-}" ]; then
   step "building the broker"
@@ -48,6 +48,9 @@ fi
 step "maturin develop (dev profile) into the venv"
 (cd "$here" && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" \
   "$venv/bin/maturin" develop --locked --quiet)
+
+step "mypy --strict: the type stubs against the package and the examples"
+"$venv/bin/python" -m mypy --strict --no-error-summary --cache-dir "$venv/mypy-cache" "$here/python/sluice" "$repo/examples/python"
 
 step "pytest"
 cd "$here"

@@ -1,7 +1,7 @@
-;; Hostile: speaks a future ABI version (2).
+;; Hostile: speaks a future ABI version (3).
 (module
   (memory (export "memory") 2)
-  (func (export "sluice_abi_version") (result i32) (i32.const 2))
+  (func (export "sluice_abi_version") (result i32) (i32.const 3))
   (func (export "sluice_kind") (result i32) (i32.const 1))
   (func (export "sluice_alloc") (param $size i32) (result i32)
     (local $pages i32)

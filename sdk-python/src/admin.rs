@@ -204,7 +204,15 @@ fn module_bytes(module: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     })
 }
 
-/// Administration of topics, consumer groups and plugins.
+/// Administration of topics, consumer groups and plugins. Answers are dicts and lists in the
+/// shapes of the broker's HTTP API (docs/PROTOCOL.md).
+///
+/// Args:
+///     url: the broker.
+///     request_timeout_ms: how long a call waits for its answer (default 30 000; uploading a
+///         large plugin to a busy broker may need more).
+///     connect_timeout_ms: how long connecting may take (default 10 000).
+///     client_name: the name the broker logs.
 #[pyclass(frozen, module = "sluice", name = "Admin")]
 pub struct Admin {
     client: sluice_client::Client,

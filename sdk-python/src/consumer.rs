@@ -5,6 +5,7 @@
 //! A record is taken from the Rust consumer only when Python asks for it, so the consumer's
 //! position (what `commit` stores) never runs ahead of what the application has seen.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -141,7 +142,31 @@ fn settings(
     })
 }
 
-/// Reads records of one or more topics: iterate over it, or call `poll`.
+/// Reads records of one or more topics: iterate over it (blocks until a record comes; Ctrl-C
+/// interrupts), or call `poll`.
+///
+/// Without `group` it reads every partition of its topics itself and commits nothing
+/// (broadcast). With `group` it is a member of that consumer group: the broker shares the
+/// partitions among the members, each partition starts at the group's committed offset (else
+/// per `auto_offset_reset`), and positions are committed every `auto_commit_interval_ms`, when
+/// partitions move, and at `close()`.
+///
+/// Args:
+///     url: the broker.
+///     topics: a topic name or several.
+///     group: the consumer group to join, or None.
+///     auto_offset_reset: where to start without a committed offset: "earliest", "latest"
+///         (default) or "none" (groups only: report an error instead).
+///     filter: an uploaded filter plugin to run in the broker on this consumer's records.
+///     filter_params: the filter's parameters (str to str).
+///     partitions: without a group, read only these partitions.
+///     enable_auto_commit, auto_commit_interval_ms, session_timeout_ms, instance_id,
+///     assignor ("sticky", "range", "roundrobin"): group settings.
+///     credit_bytes: bytes the broker may push ahead of the application, per topic.
+///
+/// Raises:
+///     sluice.UnknownTopicError: a topic does not exist (without a group).
+///     sluice.ConnectionError: the broker cannot be reached.
 #[pyclass(frozen, module = "sluice", name = "Consumer")]
 pub struct Consumer {
     client: sluice_client::Client,
@@ -151,19 +176,25 @@ pub struct Consumer {
 }
 
 /// The Rust consumer of a `Consumer`; `None` once closed. Locked only without the GIL (or
-/// with `try_lock`), so a thread waiting for it never holds the GIL.
-struct SyncState(Mutex<Option<sluice_client::Consumer>>);
+/// with `try_lock`), so a thread waiting for it never holds the GIL. `closing` makes a poll
+/// blocked in another thread give the lock up within a slice, so `close` never waits for a
+/// record to come.
+struct SyncState {
+    consumer: Mutex<Option<sluice_client::Consumer>>,
+    closing: AtomicBool,
+}
 
 impl std::ops::Deref for SyncState {
     type Target = Mutex<Option<sluice_client::Consumer>>;
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.consumer
     }
 }
 
 impl CloseAtExit for SyncState {
     fn close_at_exit(self: Arc<Self>) -> Option<BoxFuture<'static, ()>> {
-        let consumer = self.0.try_lock().ok()?.take()?;
+        self.closing.store(true, Ordering::Release);
+        let consumer = self.consumer.try_lock().ok()?.take()?;
         Some(Box::pin(async move {
             let _ = consumer.close().await;
         }))
@@ -215,10 +246,12 @@ impl Consumer {
                 return Ok(Ok(Next::End));
             };
             let next = std::pin::pin!(consumer.next());
-            Ok(match wait::drive(next, deadline)? {
+            let closing = || self.state.closing.load(Ordering::Acquire);
+            Ok(match wait::drive_unless(next, deadline, closing)? {
                 Some(Some(Ok(r))) => Ok(Next::Record(r)),
                 Some(Some(Err(e))) => Err(e),
                 Some(None) => Ok(Next::End),
+                None if closing() => Ok(Next::End),
                 None => Ok(Next::Timeout),
             })
         })?;
@@ -265,7 +298,7 @@ impl Consumer {
         session_timeout_ms = None,
         instance_id = None,
         assignor = "sticky",
-        credit_bytes = 8 << 20,
+        credit_bytes = 8_388_608,
         request_timeout_ms = 30_000,
         connect_timeout_ms = 10_000,
         client_name = None,
@@ -314,7 +347,10 @@ impl Consumer {
             Ok::<_, sluice_client::Error>((client, consumer))
         })?
         .map_err(|e| to_py(py, e))?;
-        let state = Arc::new(SyncState(Mutex::new(Some(consumer))));
+        let state = Arc::new(SyncState {
+            consumer: Mutex::new(Some(consumer)),
+            closing: AtomicBool::new(false),
+        });
         crate::exit::track(&state);
         Ok(Consumer {
             client,
@@ -442,6 +478,7 @@ impl Consumer {
     /// Ends the subscriptions; in a group, commits the positions (with auto-commit) and leaves
     /// the group. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.state.closing.store(true, Ordering::Release);
         let taken = wait::detach(py, || self.state.lock().expect("consumer lock").take());
         let Some(consumer) = taken else {
             return Ok(());
@@ -491,6 +528,8 @@ impl Consumer {
 pub struct AsyncConsumer {
     settings: Arc<Settings>,
     state: Arc<tokio::sync::Mutex<AsyncState>>,
+    /// Set by `close`: a read waiting for records (holding `state`) ends at once.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -531,10 +570,15 @@ impl AsyncConsumer {
     {
         let settings = self.settings.clone();
         let state = self.state.clone();
+        let mut closing = self.closing.subscribe();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let mut state = state.lock().await;
             let consumer = state.started(&settings).await?;
-            f(consumer).await
+            tokio::select! {
+                biased;
+                out = f(consumer) => out,
+                _ = closing.wait_for(|c| *c) => Err(closed("consumer")),
+            }
         })
     }
 }
@@ -556,7 +600,7 @@ impl AsyncConsumer {
         session_timeout_ms = None,
         instance_id = None,
         assignor = "sticky",
-        credit_bytes = 8 << 20,
+        credit_bytes = 8_388_608,
         request_timeout_ms = 30_000,
         connect_timeout_ms = 10_000,
         client_name = None,
@@ -603,6 +647,7 @@ impl AsyncConsumer {
         Ok(AsyncConsumer {
             settings: Arc::new(settings),
             state,
+            closing: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -666,16 +711,21 @@ impl AsyncConsumer {
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let settings = self.settings.clone();
         let state = self.state.clone();
+        let mut closing = self.closing.subscribe();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let mut state = state.lock().await;
             if state.closed {
                 return Err(PyStopAsyncIteration::new_err(()));
             }
             let consumer = state.started(&settings).await?;
-            match consumer.next().await {
-                Some(Ok(r)) => Ok(RecordOut(r)),
-                Some(Err(e)) => Err(raise(e)),
-                None => Err(PyStopAsyncIteration::new_err(())),
+            tokio::select! {
+                biased;
+                next = consumer.next() => match next {
+                    Some(Ok(r)) => Ok(RecordOut(r)),
+                    Some(Err(e)) => Err(raise(e)),
+                    None => Err(PyStopAsyncIteration::new_err(())),
+                },
+                _ = closing.wait_for(|c| *c) => Err(PyStopAsyncIteration::new_err(())),
             }
         })
     }
@@ -771,6 +821,7 @@ impl AsyncConsumer {
     /// Ends the subscriptions; in a group, commits (with auto-commit) and leaves (awaitable).
     /// Idempotent.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.closing.send_replace(true);
         let state = self.state.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let mut state = state.lock().await;

@@ -44,7 +44,7 @@ pub(crate) fn track<T: CloseAtExit + 'static>(obj: &Arc<T>) {
 }
 
 /// The `atexit` hook.
-#[pyfunction]
+#[pyfunction(name = "_close_open_clients")]
 pub(crate) fn close_open_clients(py: Python<'_>) -> PyResult<()> {
     let closings: Vec<BoxFuture<'static, ()>> = {
         let open = std::mem::take(&mut *OPEN.lock().expect("exit registry"));

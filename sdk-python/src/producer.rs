@@ -187,6 +187,26 @@ fn record(
 }
 
 /// Sends records to a Sluice broker, batching them per partition in the background.
+///
+/// Records are routed (explicit partition > murmur2 of the key, as Kafka > sticky per batch)
+/// and batched in Rust; `send` only hands one over. Use it as a context manager, or call
+/// `close()`, so that what is buffered is sent.
+///
+/// Args:
+///     url: `http://host:port`, `ws://host:port` or `host:port`.
+///     acks: 0 (no wait), 1 (the leader wrote it) or "all" (default).
+///     linger_ms: how long a batch waits for more records (default 5).
+///     batch_bytes: largest batch (default 1 MiB; the topic's `max.message.bytes` caps it).
+///     buffer_bytes: most bytes accepted and not yet acknowledged (default 32 MiB); sends
+///         block while it is full.
+///     request_bytes: most bytes of batches in one request (default 8 MiB).
+///     delivery_timeout_ms: how long failed sends are retried (default 120 000).
+///     request_timeout_ms: how long a request waits for its answer (default 30 000).
+///     connect_timeout_ms: how long connecting may take (default 10 000).
+///     client_name: the name the broker logs (default `sluice-python/<version>`).
+///
+/// Raises:
+///     sluice.ConnectionError: the broker cannot be reached.
 #[pyclass(frozen, module = "sluice", name = "Producer")]
 pub struct Producer {
     core: Arc<Core>,
@@ -215,9 +235,9 @@ impl Producer {
         *,
         acks = None,
         linger_ms = 5,
-        batch_bytes = 1 << 20,
-        buffer_bytes = 32 << 20,
-        request_bytes = 8 << 20,
+        batch_bytes = 1_048_576,
+        buffer_bytes = 33_554_432,
+        request_bytes = 8_388_608,
         delivery_timeout_ms = 120_000,
         request_timeout_ms = 30_000,
         connect_timeout_ms = 10_000,
@@ -515,10 +535,15 @@ impl SendFuture {
         Ok(self.wait(py, Some(std::time::Duration::ZERO))?.is_some())
     }
 
-    /// The partition the record was routed to (known at once).
+    /// The partition the record was routed to: known at once, except on a topic whose
+    /// partitioner plugin runs in the broker (`None` there until the outcome is known).
     #[getter]
-    fn partition(&self) -> u32 {
-        self.partition
+    fn partition(&self) -> Option<u32> {
+        match self.outcome.get() {
+            Some(Ok(m)) => Some(m.partition),
+            _ if self.partition == sluice_client::ROUTED_BY_BROKER => None,
+            _ => Some(self.partition),
+        }
     }
 
     fn __repr__(&self) -> String {
@@ -527,7 +552,10 @@ impl SendFuture {
             Some(Ok(m)) => format!("offset={:?}", m.offset),
             Some(Err(e)) => format!("error={e}"),
         };
-        format!("<sluice.SendFuture partition={} {state}>", self.partition)
+        match self.partition() {
+            Some(p) => format!("<sluice.SendFuture partition={p} {state}>"),
+            None => format!("<sluice.SendFuture {state}>"),
+        }
     }
 }
 
@@ -579,9 +607,9 @@ impl AsyncProducer {
         *,
         acks = None,
         linger_ms = 5,
-        batch_bytes = 1 << 20,
-        buffer_bytes = 32 << 20,
-        request_bytes = 8 << 20,
+        batch_bytes = 1_048_576,
+        buffer_bytes = 33_554_432,
+        request_bytes = 8_388_608,
         delivery_timeout_ms = 120_000,
         request_timeout_ms = 30_000,
         connect_timeout_ms = 10_000,

@@ -58,11 +58,23 @@ where
 /// Drives `fut` on the runtime; called without the GIL. Takes the GIL between slices to run
 /// signal handlers.
 pub(crate) fn drive<F: Future>(
+    fut: Pin<&mut F>,
+    deadline: Option<Instant>,
+) -> PyResult<Option<F::Output>> {
+    drive_unless(fut, deadline, || false)
+}
+
+/// [`drive`], also giving up (`None`) within a slice of `stop()` becoming true.
+pub(crate) fn drive_unless<F: Future>(
     mut fut: Pin<&mut F>,
     deadline: Option<Instant>,
+    stop: impl Fn() -> bool,
 ) -> PyResult<Option<F::Output>> {
     let rt = runtime();
     loop {
+        if stop() {
+            return Ok(None);
+        }
         let slice = match deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());

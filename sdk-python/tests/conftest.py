@@ -3,7 +3,7 @@ fresh topics, and the example plugins built from the repository's `plugins/` wor
 
 Environment:
     SLUICE_BIN: the broker binary (default: $CARGO_TARGET_DIR/debug/sluice).
-    SLUICE_PLUGINS_DIR: a directory holding the built example plugins (keyword_filter.wasm, ...)
+    SLUICE_PLUGINS_DIR: a directory holding the built example plugins (json_filter.wasm, ...)
         (default: $CARGO_TARGET_DIR/plugins/wasm32-unknown-unknown/release, where ci.sh builds
         them).
 """
@@ -135,9 +135,9 @@ def plugins_dir() -> pathlib.Path:
         os.environ.get("SLUICE_PLUGINS_DIR")
         or target_dir() / "plugins" / "wasm32-unknown-unknown" / "release"
     )
-    if not (path / "keyword_filter.wasm").is_file():
+    if not (path / "json_filter.wasm").is_file():
         pytest.fail(
-            f"no keyword_filter.wasm in {path}: build the example plugins "
+            f"no json_filter.wasm in {path}: build the example plugins "
             "(cd plugins && cargo build --release --target wasm32-unknown-unknown) "
             "or set SLUICE_PLUGINS_DIR"
         )

@@ -133,3 +133,22 @@ def test_cancelling_a_waiting_read_leaves_the_consumer_usable(url, topic):
             assert record is not None and record.value == b"after"
 
     run(main())
+
+
+def test_close_ends_a_waiting_async_for(url, topic):
+    async def main():
+        consumer = sluice.aio.Consumer(url, topic)
+        await consumer.start()
+        seen = []
+
+        async def read():
+            async for record in consumer:
+                seen.append(record)
+
+        reader = asyncio.ensure_future(read())
+        await asyncio.sleep(0)  # let the reader start waiting
+        await consumer.close()
+        await asyncio.wait_for(reader, timeout=10)
+        assert seen == []
+
+    run(main())

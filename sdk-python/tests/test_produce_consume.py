@@ -10,7 +10,7 @@ from conftest import unique
 
 def consume(url: str, topic: str, count: int, **kwargs) -> list:
     """Reads `count` records from the start of `topic` (each wait bounded)."""
-    out = []
+    out: list = []
     with sluice.Consumer(url, topic, auto_offset_reset="earliest", **kwargs) as consumer:
         while len(out) < count:
             record = consumer.poll(timeout=10)
@@ -196,3 +196,23 @@ def test_admin_topics_and_offsets(url, admin):
     assert admin.describe_topic(name)["partitions"][2]["log_end_offset"] == 1
     admin.delete_topic(name)
     assert all(t["name"] != name for t in admin.list_topics())
+
+
+def test_close_from_another_thread_ends_a_blocked_iteration(url, topic):
+    import threading
+
+    consumer = sluice.Consumer(url, topic)
+    seen = []
+    done = threading.Event()
+
+    def read():
+        for record in consumer:  # nothing comes: only close ends it
+            seen.append(record)
+        done.set()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    consumer.close()
+    assert done.wait(timeout=10), "close did not end the blocked iteration"
+    thread.join(timeout=10)
+    assert seen == [] and consumer.closed

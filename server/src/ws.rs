@@ -864,6 +864,7 @@ async fn deliver(
             if fetched.info.bytes == 0 {
                 continue;
             }
+            let read_bytes = fetched.info.bytes as u64;
             let fetched = match &filter {
                 Some(f) => match sluice_broker::Broker::apply_filter(f, fetched).await {
                     Ok(kept) => kept,
@@ -876,16 +877,17 @@ async fn deliver(
                 None => fetched,
             };
             if fetched.batches.is_empty() {
-                // Everything was filtered out: push no records, only the new position (a
-                // delivery of 0 bytes, which uses no credit), so that the client's position
-                // passes the dropped records and a commit does not send it back over them.
+                // Everything was filtered out: push no records, only the new position, so that
+                // the client's position passes the dropped records and a commit does not send
+                // it back over them. It costs the bytes read, like a push of them would: so the
+                // broker runs ahead of a client that stopped reading by the credit at most.
                 positions[i].offset = fetched.info.next_offset;
                 let frame = ServerFrame {
                     id: None,
                     subscription: None,
                     body: ServerBody::Records(Delivery {
                         subscription: sid,
-                        bytes: 0,
+                        bytes: read_bytes,
                         fetch: FetchResponse {
                             topic: topic.clone(),
                             partition: part.id,
@@ -897,6 +899,8 @@ async fn deliver(
                         },
                     }),
                 };
+                credit_cell.send_modify(|c| *c -= read_bytes.min(i64::MAX as u64) as i64);
+                credit.mark_unchanged();
                 if out.send(encode(format, &frame)).await.is_err() {
                     return;
                 }

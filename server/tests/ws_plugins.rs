@@ -187,14 +187,15 @@ async fn a_subscription_whose_filter_drops_everything_still_reports_its_position
         ws.call(2, sub, false).await.unwrap(),
         Answer::Subscribed { .. }
     ));
-    // No records, but the position past the three dropped ones, using no credit.
+    // No records, but the position past the three dropped ones, costing the bytes read.
     let f = ws.recv().await;
     let ServerBody::Records(d) = f.body else {
         panic!("{f:?}")
     };
     assert!(d.fetch.records.is_empty(), "{d:?}");
     assert_eq!(d.fetch.next_offset, 3);
-    assert_eq!(d.bytes, 0);
+    let stored = http.fetch_raw("t", 0, 0).await.len() as u64;
+    assert_eq!(d.bytes, stored);
     // Then the next kept record, as usual.
     http.produce(
         "t",
@@ -210,4 +211,45 @@ async fn a_subscription_whose_filter_drops_everything_still_reports_its_position
         [4]
     );
     assert_eq!(d.fetch.next_offset, 5);
+}
+
+#[tokio::test]
+async fn a_map_plugin_uploads_as_kind_map_and_is_refused_as_a_filter() {
+    let broker = TestBroker::start(&[]);
+    let http = Http::new(&broker);
+    http.create_topic("t", 1).await;
+    let mut ws = Ws::connect(&broker).await;
+    ws.hello(true).await;
+    let Answer::Plugin(p) = ws
+        .call(
+            1,
+            upload("same", wat("examples/wat/identity_map.wat")),
+            true,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("upload answered with something else")
+    };
+    assert_eq!((p.kind.as_str(), p.abi_version), ("map", 2));
+    let e = ws
+        .call(2, upload("old", wat("hostile/map_abi_v1.wat")), true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidPlugin, "{e:?}");
+    assert!(e.message.contains("needs version 2"), "{e:?}");
+    let sub = Request::Subscribe {
+        topic: "t".into(),
+        partitions: None,
+        from: StartFrom::Earliest,
+        credit_bytes: 1 << 20,
+        positions: None,
+        filter: Some(FilterSpec {
+            plugin: "same".into(),
+            params: Default::default(),
+        }),
+    };
+    let e = ws.call(3, sub, true).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidPlugin, "{e:?}");
+    assert!(e.message.contains("is a map, not a filter"), "{e:?}");
 }

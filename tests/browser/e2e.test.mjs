@@ -1,11 +1,13 @@
 // End-to-end tests of the web console and the browser client: the real `sluice` binary, headless
 // Debian Chromium driven by playwright-core, other group members in Node (the same client.js
-// over the `ws` package) and in Rust (a `sluice consume --group` process, on the Rust SDK), and
-// the example WebAssembly plugins. Run through ./run.sh (it installs and builds what is needed).
+// over the `ws` package) and in Rust (a process on the Rust SDK: server/tests/browser_member.rs),
+// and the example WebAssembly plugins. Run through ./run.sh (it installs and builds what is
+// needed).
 //
 // Environment: SLUICE_BIN (the broker binary; default $CARGO_TARGET_DIR/debug/sluice or
 // ../../target/debug/sluice), PLUGINS_DIR (the built example plugins; default
-// $CARGO_TARGET_DIR/plugins/wasm32-unknown-unknown/release), CHROMIUM (default
+// $CARGO_TARGET_DIR/plugins/wasm32-unknown-unknown/release), RUST_MEMBER (the browser_member
+// test binary of the server crate; run.sh finds it), CHROMIUM (default
 // /usr/bin/chromium), ARTIFACTS (screenshots; default ./artifacts).
 
 import { test, before, after } from 'node:test';
@@ -25,6 +27,7 @@ const root = resolve(here, '../..');
 const targetDir = process.env.CARGO_TARGET_DIR ? resolve(root, process.env.CARGO_TARGET_DIR) : join(root, 'target');
 const BIN = process.env.SLUICE_BIN || join(targetDir, 'debug', 'sluice');
 const PLUGINS_DIR = process.env.PLUGINS_DIR || join(targetDir, 'plugins', 'wasm32-unknown-unknown', 'release');
+const RUST_MEMBER = process.env.RUST_MEMBER;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = resolve(here, process.env.ARTIFACTS || 'artifacts');
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'];
@@ -112,7 +115,10 @@ let Sluice;
 
 before(async () => {
   assert.ok(existsSync(BIN), `no broker binary at ${BIN}: build it with cargo build -p sluice-server --bin sluice`);
-  for (const f of ['keyword_filter', 'json_filter', 'json_partitioner']) {
+  assert.ok(RUST_MEMBER && existsSync(RUST_MEMBER), `RUST_MEMBER (${RUST_MEMBER}) is not the browser_member test binary: run ./run.sh, or build it with cargo test -p sluice-server --test browser_member --no-run`);
+  // The small JSON plugins: a debug broker compiles them in about a second, where the keyword
+  // filter (regex inside, 0.8 MB) takes 10 s and more on a loaded machine.
+  for (const f of ['json_filter', 'json_partitioner']) {
     assert.ok(existsSync(pluginFile(f)), `no ${pluginFile(f)}: build the example plugins (cd plugins && cargo build --release --target wasm32-unknown-unknown), or run ./run.sh`);
   }
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -154,7 +160,7 @@ async function openPage(path = '/') {
   };
 }
 
-/** A built example plugin (`keyword_filter`). */
+/** A built example plugin (`json_filter`). */
 function pluginFile(name) {
   return join(PLUGINS_DIR, `${name}.wasm`);
 }
@@ -427,6 +433,17 @@ test('the example page produces and consumes with its copy of the client', async
     await broker.api('POST', '/v1/topics/chat/records', { records: [{ key: 'curl', value: 'hello from HTTP' }] });
     await page.waitForSelector('#messages li:has-text("hello from HTTP")');
     await page.screenshot({ path: join(ARTIFACTS, 'example.png') });
+
+    // The same page with a filter plugin in its URL shows only what the filter keeps.
+    await ensurePlugin('json-field', 'json_filter');
+    const filtered = await context.newPage();
+    filtered.on('pageerror', (e) => errors.push(e.message));
+    await filtered.goto(`http://127.0.0.1:${server.address().port}/?broker=ws://${broker.addr}/v1/ws&topic=chat&filter=json-field&filter.field=from&filter.op=${encodeURIComponent('==')}&filter.value=curl`);
+    await filtered.waitForSelector('#status[data-state="open"]');
+    const json = JSON.stringify({ from: 'curl', text: 'JSON from HTTP' });
+    await broker.api('POST', '/v1/topics/chat/records', { records: [{ key: 'curl', value: JSON.stringify({ from: 'someone else', text: 'no' }) }, { key: 'curl', value: json }] });
+    await filtered.waitForSelector('#messages li:has-text("JSON from HTTP")');
+    assert.deepEqual(await filtered.$$eval('#messages li', (lis) => lis.map((li) => li.lastChild.textContent)), [json], 'only the message the filter keeps');
     await context.close();
     assert.deepEqual(errors, []);
   } finally {
@@ -552,10 +569,9 @@ test('plugins page: upload a .wasm from the page, its kind, size, sha256, users 
   assert.equal((await broker.api('GET', '/v1/plugins/by-region')).status, 200);
 
   // Keyboard: select the uploaded one with j, d deletes it.
-  for (let i = 0; i < 20 && (await page.getAttribute('#plugins-table tr[aria-selected="true"]', 'data-plugin').catch(() => null)) !== 'amount-over'; i++) {
-    await page.keyboard.press('j');
-  }
-  assert.equal(await page.getAttribute('#plugins-table tr[aria-selected="true"]', 'data-plugin'), 'amount-over');
+  const selected = () => page.evaluate(() => document.querySelector('#plugins-table tr[aria-selected="true"]')?.dataset.plugin);
+  for (let i = 0; i < 20 && (await selected()) !== 'amount-over'; i++) await page.keyboard.press('j');
+  assert.equal(await selected(), 'amount-over');
   await page.keyboard.press('d');
   await page.waitForSelector('dialog[open]');
   await page.keyboard.press('Enter');
@@ -566,14 +582,14 @@ test('plugins page: upload a .wasm from the page, its kind, size, sha256, users 
 });
 
 test('live tail: attach a filter plugin with parameters and see only the matching records', async () => {
-  await ensurePlugin('keyword', 'keyword_filter');
+  await ensurePlugin('json-field', 'json_filter');
   await broker.api('POST', '/v1/topics', { name: 'logs', partitions: 2 });
   const { page, close } = await openPage('/#/topics/logs');
   await page.waitForSelector('#tail-status[data-state="live"]');
-  await page.waitForSelector('#tail-plugin option[value="keyword"]', { state: 'attached' });
+  await page.waitForSelector('#tail-plugin option[value="json-field"]', { state: 'attached' });
   await page.keyboard.press('f');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'tail-plugin');
-  await page.selectOption('#tail-plugin', 'keyword');
+  await page.selectOption('#tail-plugin', 'json-field');
 
   // Without parameters the plugin refuses to start: the broker's error is shown and the tail
   // goes on unfiltered.
@@ -582,21 +598,24 @@ test('live tail: attach a filter plugin with parameters and see only the matchin
   await page.waitForSelector('#tail-status[data-state="live"]');
   assert.equal(await page.isHidden('#tail-filter-active'), true);
 
-  await page.fill('#tail-params', 'keyword=ERROR');
+  await page.fill('#tail-params', 'field=level&op===&value=ERROR');
   await page.press('#tail-params', 'Enter');
-  await page.waitForSelector('#tail-filter-active[data-plugin="keyword"]');
+  await page.waitForSelector('#tail-filter-active[data-plugin="json-field"]');
   await page.waitForSelector('#tail-status[data-state="live"]');
-  assert.match(await page.textContent('#tail-filter-active'), /keyword=ERROR/);
+  assert.match(await page.textContent('#tail-filter-active'), /field=level, op===, value=ERROR/);
 
-  const p0 = ['INFO boot', 'ERROR disk full', 'DEBUG tick', 'ERROR timeout', 'INFO done'];
-  await broker.api('POST', '/v1/topics/logs/records', { records: p0.map((value) => ({ value, partition: 0 })) });
-  await broker.api('POST', '/v1/topics/logs/records', { records: [{ value: 'INFO elsewhere', partition: 1 }, { value: 'ERROR on p1', partition: 1 }] });
+  const log = (level, msg, partition) => ({ value: JSON.stringify({ level, msg }), partition });
+  await broker.api('POST', '/v1/topics/logs/records', { records: [log('INFO', 'boot', 0), log('ERROR', 'disk full', 0), log('DEBUG', 'tick', 0), log('ERROR', 'timeout', 0), { value: 'not JSON at all', partition: 0 }] });
+  await broker.api('POST', '/v1/topics/logs/records', { records: [log('INFO', 'elsewhere', 1), log('ERROR', 'on p1', 1)] });
   // A last match after the others: once it is shown, every record before it in its partition
   // has been through the filter.
-  await broker.api('POST', '/v1/topics/logs/records', { records: [{ value: 'ERROR last', partition: 0 }] });
+  await broker.api('POST', '/v1/topics/logs/records', { records: [log('ERROR', 'last', 0)] });
   await page.waitForSelector('#tail-rows tr[data-partition="0"][data-offset="5"]');
   await page.waitForSelector('#tail-rows tr[data-partition="1"][data-offset="1"]');
-  const rows = await page.$$eval('#tail-rows tr', (trs) => trs.map((tr) => `${tr.dataset.partition}:${tr.dataset.offset}:${tr.querySelector('td.value').textContent}`));
+  const rows = await page.$$eval('#tail-rows tr', (trs) => trs.map((tr) => {
+    const v = JSON.parse(tr.querySelector('td.value').textContent);
+    return `${tr.dataset.partition}:${tr.dataset.offset}:${v.level} ${v.msg}`;
+  }));
   assert.deepEqual(rows.sort(), ['0:1:ERROR disk full', '0:3:ERROR timeout', '0:5:ERROR last', '1:1:ERROR on p1'], 'only matches, at their own offsets');
   await shot(page, 'tail-filtered');
 
@@ -604,24 +623,26 @@ test('live tail: attach a filter plugin with parameters and see only the matchin
   await page.keyboard.press('Escape');
   await page.keyboard.press('g');
   await page.keyboard.press('p');
-  const row = await page.waitForSelector('#plugins-table tr[data-plugin="keyword"]');
+  const row = await page.waitForSelector('#plugins-table tr[data-plugin="json-field"]');
   await eventually('records through the filter', async () => Number((await row.$eval('td:nth-child(8)', (td) => td.textContent)).replace(/,/g, '')) >= 8);
   await close();
 });
 
 test('client: plugin admin; filters on fetch and subscribe; a filtered group member commits past the records it never saw', async () => {
-  await ensurePlugin('keyword', 'keyword_filter');
+  await ensurePlugin('json-field', 'json_filter');
   await broker.api('POST', '/v1/topics', { name: 'audit', partitions: 1 });
-  await broker.api('POST', '/v1/topics/audit/records', { records: ['ok 0', 'ALERT 1', 'ok 2', 'ok 3', 'ALERT 4', 'ok 5'].map((value) => ({ value })) });
+  const event = (kind, n) => ({ value: JSON.stringify({ kind, n }) });
+  const n = (r) => JSON.parse(r.value).n;
+  await broker.api('POST', '/v1/topics/audit/records', { records: [event('ok', 0), event('ALERT', 1), event('ok', 2), event('ok', 3), event('ALERT', 4), event('ok', 5)] });
   const node = await Sluice.connect(`ws://${broker.addr}/v1/ws`, { WebSocket });
-  const alerts = { plugin: 'keyword', params: { keyword: 'ALERT' } };
+  const alerts = { plugin: 'json-field', params: { field: 'kind', op: '==', value: 'ALERT' } };
 
   const fetched = await node.fetch('audit', 0, 0, { filter: alerts });
   assert.deepEqual(fetched.records.map((r) => r.offset), [1, 4]);
   assert.equal(fetched.nextOffset, 6);
   await assert.rejects(node.subscribe({ topic: 'audit', filter: 'no-such-plugin' }), { name: 'SluiceError', code: 'unknown_plugin' });
   await assert.rejects(node.subscribe({ topic: 'audit', filter: { params: {} } }), { code: 'bad_request' });
-  await assert.rejects(node.subscribe({ topic: 'audit', filter: { plugin: 'keyword', params: {} } }), { code: 'invalid_plugin' });
+  await assert.rejects(node.subscribe({ topic: 'audit', filter: { plugin: 'json-field', params: {} } }), { code: 'invalid_plugin' });
 
   // Plugin administration over the WebSocket.
   const wasm = new Uint8Array(readFileSync(pluginFile('json_filter')));
@@ -636,21 +657,99 @@ test('client: plugin admin; filters on fetch and subscribe; a filtered group mem
 
   const member = await node.joinGroup({ group: 'auditors', topics: ['audit'], from: 'earliest', autoCommit: false, filter: alerts });
   const it = member[Symbol.asyncIterator]();
-  assert.equal((await it.next()).value.value, 'ALERT 1');
-  assert.equal((await it.next()).value.value, 'ALERT 4');
+  assert.equal(n((await it.next()).value), 1);
+  assert.equal(n((await it.next()).value), 4);
   // A read the filter drops entirely still moves the member's position.
   const waiting = it.next();
-  await broker.api('POST', '/v1/topics/audit/records', { records: [{ value: 'ok 6' }, { value: 'ok 7' }] });
+  await broker.api('POST', '/v1/topics/audit/records', { records: [event('ok', 6), event('ok', 7)] });
   const committed = async () => (await broker.api('GET', '/v1/groups/auditors/offsets')).body.offsets.find((o) => o.partition === 0)?.offset;
   await eventually('a commit past the dropped records', async () => {
     await member.commit();
     return (await committed()) === 8;
   });
-  await broker.api('POST', '/v1/topics/audit/records', { records: [{ value: 'ALERT 8' }] });
+  await broker.api('POST', '/v1/topics/audit/records', { records: [event('ALERT', 8)] });
   const next = (await waiting).value;
-  assert.equal(`${next.offset}:${next.value}`, '8:ALERT 8');
+  assert.equal(`${next.offset}:${n(next)}`, '8:8');
   await member.commit();
   assert.equal(await committed(), 9);
   await member.close();
   await node.close();
+});
+
+/** A consumer-group member on the Rust SDK, in a process of its own (server/tests/browser_member.rs):
+ *  it prints a JSON line per record, and commits and leaves when its stdin closes. */
+function rustMember(topic, group) {
+  const proc = spawn(RUST_MEMBER, ['--ignored', '--exact', 'rust_group_member', '--nocapture'], {
+    env: { ...process.env, SLUICE_URL: broker.url, SLUICE_TOPIC: topic, SLUICE_GROUP: group },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const got = [];
+  let output = '';
+  createInterface({ input: proc.stdout }).on('line', (line) => {
+    output += `${line}\n`;
+    if (!line.startsWith('{')) return; // the test harness's own lines
+    const m = JSON.parse(line);
+    if (m.value !== undefined) got.push(m);
+  });
+  proc.stderr.on('data', (d) => { output += d; });
+  const exited = new Promise((r) => proc.once('exit', (code) => r(code)));
+  return { proc, got, exited, output: () => output };
+}
+
+test('a console page and a Rust consumer (Rust SDK), members of one group, split the partitions', async () => {
+  await broker.api('POST', '/v1/topics', { name: 'shared', partitions: 4 });
+  const rust = rustMember('shared', 'mixed');
+  try {
+    const described = async () => (await broker.api('GET', '/v1/groups/mixed')).body;
+    const owned = (m) => m.assigned.flatMap((l) => l.partitions);
+    await eventually('the Rust member to own all 4 partitions', async () => {
+      const d = await described();
+      return d.members?.length === 1 && owned(d.members[0]).length === 4;
+    }, 30000);
+    const rustId = (await described()).members[0].member_id;
+
+    const { page, close } = await openPage('/#/topics/shared');
+    await page.waitForSelector('#tail-status[data-state="live"]');
+    await page.selectOption('#tail-mode', 'group');
+    await page.fill('#tail-group', 'mixed');
+    await page.selectOption('#tail-from', 'earliest');
+    await page.click('#tail-start');
+    const pageParts = async () => {
+      const v = await page.getAttribute('#tail-assignment', 'data-partitions');
+      return v ? v.split(',').map(Number) : [];
+    };
+    let theirs = [];
+    await eventually('the page and the Rust member to split 2 + 2', async () => {
+      const d = await described();
+      const r = d.members.find((m) => m.member_id === rustId);
+      theirs = r ? owned(r) : [];
+      return d.state === 'stable' && d.members.length === 2 && theirs.length === 2 && (await pageParts()).length === 2;
+    }, 20000);
+    const mine = await pageParts();
+    assert.deepEqual([...mine, ...theirs].sort(), [0, 1, 2, 3], `disjoint and complete: page ${mine}, rust ${theirs}`);
+
+    // Every record reaches exactly the member that owns its partition.
+    await broker.api('POST', '/v1/topics/shared/records', { records: Array.from({ length: 8 }, (_, i) => ({ value: `shared-${i}`, partition: i % 4 })) });
+    await eventually('the page to show its 4 records', async () => (await page.$$('#tail-rows tr')).length === 4);
+    await eventually('the Rust member to print its 4 records', async () => rust.got.length === 4);
+    const pageRows = await page.$$eval('#tail-rows tr', (trs) => trs.map((tr) => Number(tr.dataset.partition)));
+    assert.ok(pageRows.every((p) => mine.includes(p)), `page rows ${pageRows} outside ${mine}`);
+    assert.ok(rust.got.every((r) => theirs.includes(r.partition)), `rust records ${rust.got.map((r) => r.partition)} outside ${theirs}`);
+    const values = [...(await page.$$eval('#tail-rows td.value', (tds) => tds.map((td) => td.textContent))), ...rust.got.map((r) => r.value)];
+    assert.deepEqual(values.sort(), Array.from({ length: 8 }, (_, i) => `shared-${i}`).sort(), 'each record once');
+    await shot(page, 'group-member-with-rust');
+
+    // The Rust member commits and leaves: the page takes its partitions over from the commits,
+    // showing nothing twice (a new record per handed-over partition comes after any repeat).
+    rust.proc.stdin.end();
+    assert.equal(await within(20000, 'the Rust member to leave and exit', rust.exited), 0, rust.output());
+    await eventually('the page to own all 4 partitions', async () => (await pageParts()).length === 4, 20000);
+    await broker.api('POST', '/v1/topics/shared/records', { records: theirs.map((partition) => ({ value: 'after', partition })) });
+    for (const p of theirs) await page.waitForSelector(`#tail-rows tr[data-partition="${p}"][data-offset="2"]`);
+    assert.equal((await page.$$('#tail-rows tr')).length, 6, 'its 4 records and the 2 new ones, nothing twice');
+    await shot(page, 'group-member-after-rust');
+    await close();
+  } finally {
+    if (rust.proc.exitCode === null && rust.proc.signalCode === null) rust.proc.kill('SIGKILL');
+  }
 });

@@ -32,7 +32,7 @@ if [ -z "${SLUICE_BIN:-}" ] || [ ! -x "$SLUICE_BIN" ]; then
   SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice"
 fi
 
-# The example plugins the tests upload (keyword filter, JSON filter, JSON partitioner), built
+# The example plugins the tests upload (the JSON filter and partitioner), built
 # as core/wasm's tests build them: from plugins/ (its .cargo/config.toml applies), into a target
 # dir of their own under the shared one, so this cargo never waits on the workspace's locks.
 if [ -z "${PLUGINS_DIR:-}" ]; then
@@ -44,8 +44,25 @@ if [ -z "${PLUGINS_DIR:-}" ]; then
   PLUGINS_DIR="$CARGO_TARGET_DIR/plugins/wasm32-unknown-unknown/release"
 fi
 
+# The Rust SDK group member the tests run next to a console page: an ignored test of the server
+# crate, run as a process of its own (server/tests/browser_member.rs). ./dev test has built every
+# test binary already (`cargo test --workspace --no-run`), so this only looks its path up; with
+# --workspace, features resolve as they did there and nothing is built again.
+if [ -z "${RUST_MEMBER:-}" ]; then
+  step "cargo test --workspace --test browser_member --no-run (the Rust group member)"
+  RUST_MEMBER=$(cd "$root" && cargo test --workspace --locked --test browser_member --no-run --message-format=json \
+    | node -e 'let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => {
+        for (const line of s.split("\n")) {
+          if (!line.startsWith("{")) continue;
+          const m = JSON.parse(line);
+          if (m.reason === "compiler-artifact" && m.target?.name === "browser_member" && m.executable) console.log(m.executable);
+        }
+      });')
+  [ -x "$RUST_MEMBER" ] || { echo "could not find the browser_member test binary" >&2; exit 1; }
+fi
+
 step "browser tests (headless Chromium)"
 mkdir -p "$here/artifacts"
-SLUICE_BIN="$SLUICE_BIN" PLUGINS_DIR="$PLUGINS_DIR" ARTIFACTS="$here/artifacts" \
+SLUICE_BIN="$SLUICE_BIN" PLUGINS_DIR="$PLUGINS_DIR" RUST_MEMBER="$RUST_MEMBER" ARTIFACTS="$here/artifacts" \
   node --test --test-concurrency=1 --test-timeout=120000 "$here/e2e.test.mjs"
 echo "screenshots: $here/artifacts/"

@@ -603,7 +603,7 @@ pub struct FilterSpec {
 pub struct PluginDescription {
     /// Name.
     pub name: String,
-    /// `filter` or `partitioner`.
+    /// `filter`, `partitioner` or `map`.
     pub kind: String,
     /// The ABI version the module exports.
     pub abi_version: i32,

@@ -29,13 +29,18 @@
 
 use std::collections::BTreeMap;
 
-/// The ABI version this host speaks; a module's `sluice_abi_version` must return it.
+/// The ABI version of filters and partitioners (a module's `sluice_abi_version`).
 pub const ABI_VERSION: i32 = 1;
+/// ABI version 2: version 1 plus the `map` kind. Map modules must declare it; filters and
+/// partitioners may declare 1 or 2. The host speaks both.
+pub const ABI_VERSION_MAP: i32 = 2;
 
 /// `sluice_kind` of a filter.
 pub const KIND_FILTER: i32 = 1;
 /// `sluice_kind` of a partitioner.
 pub const KIND_PARTITIONER: i32 = 2;
+/// `sluice_kind` of a map (ABI version 2).
+pub const KIND_MAP: i32 = 3;
 
 /// Export: the guest's linear memory.
 pub const EXPORT_MEMORY: &str = "memory";
@@ -52,6 +57,11 @@ pub const EXPORT_INIT: &str = "sluice_init";
 pub const EXPORT_FILTER: &str = "sluice_filter";
 /// Export of partitioners: `(input_ptr, input_len, count, partitions, out_ptr: i32) -> i32`.
 pub const EXPORT_PARTITION: &str = "sluice_partition";
+/// Export of maps: `(input_ptr, input_len, count, out_ptr: i32) -> i32`, 0 on success; writes
+/// the (ptr, len) of its output records at `out_ptr`.
+pub const EXPORT_MAP: &str = "sluice_map";
+/// Bytes a map writes at `out_ptr`: the u32 pointer and u32 length of its output records.
+pub const MAP_OUT_LEN: usize = 8;
 /// Optional export: `() -> i32`, pointer to the UTF-8 message of the last failure.
 pub const EXPORT_ERROR_PTR: &str = "sluice_error_ptr";
 /// Optional export: `() -> i32`, length in bytes of that message.
@@ -75,6 +85,9 @@ pub enum PluginKind {
     Filter,
     /// Chooses each record's partition; attached to a topic.
     Partitioner,
+    /// Rewrites each record's key, value and headers; attached to a consumer subscription
+    /// (ABI version 2).
+    Map,
 }
 
 impl PluginKind {
@@ -83,6 +96,7 @@ impl PluginKind {
         match self {
             PluginKind::Filter => KIND_FILTER,
             PluginKind::Partitioner => KIND_PARTITIONER,
+            PluginKind::Map => KIND_MAP,
         }
     }
 
@@ -91,15 +105,25 @@ impl PluginKind {
         match code {
             KIND_FILTER => Some(PluginKind::Filter),
             KIND_PARTITIONER => Some(PluginKind::Partitioner),
+            KIND_MAP => Some(PluginKind::Map),
             _ => None,
         }
     }
 
-    /// `"filter"` or `"partitioner"`.
+    /// `"filter"`, `"partitioner"` or `"map"`.
     pub fn as_str(self) -> &'static str {
         match self {
             PluginKind::Filter => "filter",
             PluginKind::Partitioner => "partitioner",
+            PluginKind::Map => "map",
+        }
+    }
+
+    /// The lowest ABI version that has this kind.
+    pub fn min_abi_version(self) -> i32 {
+        match self {
+            PluginKind::Filter | PluginKind::Partitioner => ABI_VERSION,
+            PluginKind::Map => ABI_VERSION_MAP,
         }
     }
 
@@ -108,6 +132,15 @@ impl PluginKind {
         match self {
             PluginKind::Filter => FILTER_OUT_LEN,
             PluginKind::Partitioner => PARTITION_OUT_LEN,
+            PluginKind::Map => 0,
+        }
+    }
+
+    /// Bytes of output per call, besides those per record.
+    pub(crate) fn out_fixed(self) -> usize {
+        match self {
+            PluginKind::Map => MAP_OUT_LEN,
+            PluginKind::Filter | PluginKind::Partitioner => 0,
         }
     }
 }
@@ -192,6 +225,106 @@ fn put<'d>(dst: &'d mut [u8], bytes: &[u8]) -> &'d mut [u8] {
     tail
 }
 
+/// One entry of a map's output, checked: its fixed fields and where its parts lie in the
+/// bytes it was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryView {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<(usize, usize)>,
+    pub value: Option<(usize, usize)>,
+    pub headers_count: usize,
+    /// The headers section.
+    pub headers: (usize, usize),
+    /// Where the next entry starts.
+    pub next: usize,
+}
+
+/// Reads the entry at `pos` of `bytes` (guest output), checking every length against the
+/// bytes present; `Err` says what is wrong.
+pub(crate) fn read_entry(bytes: &[u8], pos: usize) -> Result<EntryView, String> {
+    let fixed = bytes
+        .get(pos..pos.saturating_add(RECORD_HEADER_LEN))
+        .ok_or_else(|| format!("an entry at byte {pos} is cut short"))?;
+    let i64_at = |i: usize| i64::from_le_bytes(fixed[i..i + 8].try_into().expect("8 bytes"));
+    let i32_at = |i: usize| i32::from_le_bytes(fixed[i..i + 4].try_into().expect("4 bytes"));
+    let u32_at = |i: usize| u32::from_le_bytes(fixed[i..i + 4].try_into().expect("4 bytes"));
+    let nullable = |len: i32, what: &str| -> Result<Option<usize>, String> {
+        match len {
+            -1 => Ok(None),
+            n if n >= 0 => Ok(Some(n as usize)),
+            n => Err(format!("{what} length {n} at byte {pos}")),
+        }
+    };
+    let key_len = nullable(i32_at(16), "key")?;
+    let value_len = nullable(i32_at(20), "value")?;
+    let headers_count = u32_at(24) as usize;
+    let headers_len = u32_at(28) as usize;
+    let mut at = pos + RECORD_HEADER_LEN;
+    let mut span = |len: Option<usize>| -> Result<Option<(usize, usize)>, String> {
+        let Some(len) = len else { return Ok(None) };
+        let end = at
+            .checked_add(len)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| format!("the entry at byte {pos} runs past the output"))?;
+        let s = (at, end);
+        at = end;
+        Ok(Some(s))
+    };
+    let key = span(key_len)?;
+    let value = span(value_len)?;
+    let headers = span(Some(headers_len))?.expect("present");
+    // Walk the headers: each must fit, and together fill the section exactly.
+    let mut h = headers.0;
+    for _ in 0..headers_count {
+        let fixed = bytes
+            .get(h..h + HEADER_ENTRY_LEN)
+            .filter(|_| h + HEADER_ENTRY_LEN <= headers.1)
+            .ok_or_else(|| format!("the headers of the entry at byte {pos} are cut short"))?;
+        let name_len = u32::from_le_bytes(fixed[0..4].try_into().expect("4 bytes")) as usize;
+        let value_len = i32::from_le_bytes(fixed[4..8].try_into().expect("4 bytes"));
+        if value_len < -1 {
+            return Err(format!("a header value length {value_len} at byte {h}"));
+        }
+        h = (h + HEADER_ENTRY_LEN)
+            .checked_add(name_len)
+            .and_then(|x| x.checked_add(value_len.max(0) as usize))
+            .filter(|&x| x <= headers.1)
+            .ok_or_else(|| format!("a header of the entry at byte {pos} runs past its section"))?;
+    }
+    if h != headers.1 {
+        return Err(format!(
+            "the headers of the entry at byte {pos} do not fill their section"
+        ));
+    }
+    Ok(EntryView {
+        offset: i64_at(0),
+        timestamp: i64_at(8),
+        key,
+        value,
+        headers_count,
+        headers,
+        next: headers.1,
+    })
+}
+
+/// The headers of an entry read by [`read_entry`], as (name, value).
+pub(crate) fn entry_headers<'b>(
+    bytes: &'b [u8],
+    view: &EntryView,
+) -> impl Iterator<Item = (&'b [u8], Option<&'b [u8]>)> + 'b {
+    let mut h = view.headers.0;
+    (0..view.headers_count).map(move |_| {
+        let name_len = u32::from_le_bytes(bytes[h..h + 4].try_into().expect("checked")) as usize;
+        let value_len = i32::from_le_bytes(bytes[h + 4..h + 8].try_into().expect("checked"));
+        let name = &bytes[h + 8..h + 8 + name_len];
+        let start = h + 8 + name_len;
+        let value = (value_len >= 0).then(|| &bytes[start..start + value_len as usize]);
+        h = start + value_len.max(0) as usize;
+        (name, value)
+    })
+}
+
 /// Encodes params for `sluice_init`.
 pub fn encode_params(params: &BTreeMap<String, String>) -> Vec<u8> {
     let len = 4 + params
@@ -271,6 +404,41 @@ mod tests {
              61 62 63 \
              01 00 00 00 01 00 00 00 68 76"
         );
+    }
+
+    #[test]
+    fn entries_read_back_as_written_and_bad_ones_are_refused() {
+        let headers: [(&[u8], Option<&[u8]>); 2] = [(b"h1", Some(b"v")), (b"h2", None)];
+        let head = EntryHead {
+            offset: 9,
+            timestamp: 4,
+            key: Some(1),
+            value: None,
+            headers_count: 2,
+            headers_len: headers_len(headers.iter().copied()),
+        };
+        let mut buf = vec![0; head.entry_len()];
+        write_entry(&mut buf, &head, Some(b"k"), None, headers.iter().copied());
+        let v = read_entry(&buf, 0).unwrap();
+        assert_eq!((v.offset, v.timestamp, v.next), (9, 4, buf.len()));
+        assert_eq!(v.key.map(|(a, b)| &buf[a..b]), Some(&b"k"[..]));
+        assert_eq!(v.value, None);
+        assert_eq!(entry_headers(&buf, &v).collect::<Vec<_>>(), headers);
+        // Cut anywhere: an error, never a panic.
+        for cut in 0..buf.len() {
+            assert!(read_entry(&buf[..cut], 0).is_err(), "cut at {cut}");
+        }
+        // Lying lengths.
+        for (at, bytes) in [
+            (16, (-2i32).to_le_bytes()),
+            (20, 1000i32.to_le_bytes()),
+            (24, 3u32.to_le_bytes()),
+            (28, 1u32.to_le_bytes()),
+        ] {
+            let mut bad = buf.clone();
+            bad[at..at + 4].copy_from_slice(&bytes);
+            assert!(read_entry(&bad, 0).is_err(), "field at {at}");
+        }
     }
 
     #[test]

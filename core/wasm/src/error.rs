@@ -100,18 +100,34 @@ pub enum CompileError {
     },
     /// `sluice_abi_version` returned a version this host does not speak.
     #[error(
-        "plugin `{name}` speaks plugin ABI version {found}; this broker speaks version {supported}"
+        "plugin `{name}` speaks plugin ABI version {found}; this broker speaks versions 1 to {supported}"
     )]
     AbiVersion {
         /// The plugin.
         name: String,
         /// What it returned.
         found: i32,
-        /// [`crate::ABI_VERSION`].
+        /// The newest version the host speaks ([`crate::ABI_VERSION_MAP`]).
         supported: i32,
     },
+    /// The kind needs a newer ABI version than the module declares (a map declaring 1).
+    #[error(
+        "plugin `{name}` is a {kind} but declares ABI version {found}; a {kind} needs version {needed}"
+    )]
+    KindNeedsVersion {
+        /// The plugin.
+        name: String,
+        /// Its kind.
+        kind: PluginKind,
+        /// The version it declares.
+        found: i32,
+        /// The version the kind needs.
+        needed: i32,
+    },
     /// `sluice_kind` returned an unknown kind.
-    #[error("plugin `{name}` reports kind {found}; known kinds are 1 (filter) and 2 (partitioner)")]
+    #[error(
+        "plugin `{name}` reports kind {found}; known kinds are 1 (filter), 2 (partitioner) and 3 (map)"
+    )]
     UnknownKind {
         /// The plugin.
         name: String,
@@ -262,6 +278,21 @@ pub enum PluginError {
         /// The topic's partition count.
         partitions: u32,
     },
+    /// A map's output is not what the ABI says: a pointer outside its memory, entries that do
+    /// not parse, more or fewer entries than records, an offset changed, or too much output.
+    #[error(
+        "plugin `{plugin}` answered a bad map output for the records at offsets {first_offset}..={last_offset}: {reason}"
+    )]
+    BadMapAnswer {
+        /// The plugin.
+        plugin: String,
+        /// First record of the call.
+        first_offset: i64,
+        /// Last record of the call.
+        last_offset: i64,
+        /// What is wrong.
+        reason: String,
+    },
     /// `sluice_alloc` answered a buffer that is not inside the guest's memory.
     #[error(
         "plugin `{plugin}`: sluice_alloc({size}) returned {ptr}, not a buffer inside its memory"
@@ -347,6 +378,7 @@ impl PluginError {
             | PluginError::MemoryLimit { plugin, .. }
             | PluginError::Failed { plugin, .. }
             | PluginError::BadFilterAnswer { plugin, .. }
+            | PluginError::BadMapAnswer { plugin, .. }
             | PluginError::PartitionOutOfRange { plugin, .. }
             | PluginError::BadBuffer { plugin, .. }
             | PluginError::Busy { plugin, .. }

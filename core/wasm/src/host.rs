@@ -172,11 +172,11 @@ impl PluginHost {
         let version = sandbox
             .call_i32(abi::EXPORT_ABI_VERSION)
             .map_err(start_error)?;
-        if version != abi::ABI_VERSION {
+        if !(abi::ABI_VERSION..=abi::ABI_VERSION_MAP).contains(&version) {
             return Err(CompileError::AbiVersion {
                 name: name_s(),
                 found: version,
-                supported: abi::ABI_VERSION,
+                supported: abi::ABI_VERSION_MAP,
             });
         }
         check_common_exports(name, &module)?;
@@ -185,8 +185,17 @@ impl PluginHost {
             name: name_s(),
             found: kind_code,
         })?;
+        if version < kind.min_abi_version() {
+            return Err(CompileError::KindNeedsVersion {
+                name: name_s(),
+                kind,
+                found: version,
+                needed: kind.min_abi_version(),
+            });
+        }
         check_kind_exports(name, &module, kind)?;
         info.kind = kind;
+        info.abi_version = version;
         // Only modules that passed every check are cached.
         if let (Some(cache), false) = (&self.inner.cache, from_cache) {
             cache.store(&sha256, &module);
@@ -307,6 +316,7 @@ fn check_kind_exports(name: &str, module: &Module, kind: PluginKind) -> Result<(
     let (export, params, sig) = match kind {
         PluginKind::Filter => (abi::EXPORT_FILTER, 4, SIG_FILTER),
         PluginKind::Partitioner => (abi::EXPORT_PARTITION, 5, SIG_PARTITION),
+        PluginKind::Map => (abi::EXPORT_MAP, 4, SIG_FILTER),
     };
     check_present(name, module, kind.as_str(), &[export])?;
     let params: Vec<ValType> = (0..params).map(|_| ValType::I32).collect();

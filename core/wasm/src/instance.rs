@@ -15,6 +15,8 @@ use crate::{RecordInput, scan};
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Buffers from `sluice_alloc` are asked for in multiples of this.
 const BUFFER_GRANULE: usize = 64 * 1024;
+/// Most bytes of map output (in the ABI record layout) one operation may collect.
+pub const MAX_MAP_OUTPUT_BYTES: usize = 32 << 20;
 
 /// What a store carries: the memory limiter.
 pub(crate) struct State {
@@ -244,6 +246,7 @@ fn guest_message(
 enum Entry {
     Filter(TypedFunc<(i32, i32, i32, i32), i32>),
     Partition(TypedFunc<(i32, i32, i32, i32, i32), i32>),
+    Map(TypedFunc<(i32, i32, i32, i32), i32>),
 }
 
 /// A pooled, initialised instance of a filter or partitioner.
@@ -269,6 +272,9 @@ pub(crate) struct Instance {
     pub keep: Vec<bool>,
     /// Partitioner answers, one per record, appended by each call.
     pub routes: Vec<u32>,
+    /// Map answers: one entry per record in the ABI record layout, checked, appended by each
+    /// call (at most [`MAX_MAP_OUTPUT_BYTES`]).
+    pub mapped: Vec<u8>,
 }
 
 impl Instance {
@@ -281,6 +287,7 @@ impl Instance {
         let entry = match kind {
             PluginKind::Filter => Entry::Filter(sb.typed(abi::EXPORT_FILTER)?),
             PluginKind::Partitioner => Entry::Partition(sb.typed(abi::EXPORT_PARTITION)?),
+            PluginKind::Map => Entry::Map(sb.typed(abi::EXPORT_MAP)?),
         };
         let mut inst = Instance {
             sb,
@@ -295,6 +302,7 @@ impl Instance {
             partitions: 0,
             keep: Vec::new(),
             routes: Vec::new(),
+            mapped: Vec::new(),
         };
         inst.grow(shared.limits.max_call_bytes.max(params.len()))?;
         let ptr = inst.buf_ptr;
@@ -327,6 +335,7 @@ impl Instance {
         self.offsets.clear();
         self.keep.clear();
         self.routes.clear();
+        self.mapped.clear();
         self.partitions = partitions;
     }
 
@@ -377,7 +386,7 @@ impl Instance {
 
     /// Whether an entry of `need` bytes fits after the current chunk, with room for answers.
     fn fits(&self, need: usize) -> bool {
-        let out = (self.chunk_count + 1) * self.kind.out_len();
+        let out = (self.chunk_count + 1) * self.kind.out_len() + self.kind.out_fixed();
         align8(self.chunk_len + need) + out <= self.room()
     }
 
@@ -386,7 +395,7 @@ impl Instance {
         if self.chunk_count > 0 {
             self.flush()
         } else {
-            let out = self.kind.out_len();
+            let out = self.kind.out_len() + self.kind.out_fixed();
             self.grow(align8(need) + out)
         }
     }
@@ -408,6 +417,7 @@ impl Instance {
         let append_time = header.is_log_append_time().then_some(header.max_timestamp);
         let bytes = batch.as_bytes();
         let out_len = self.kind.out_len();
+        let out_fixed = self.kind.out_fixed();
         let max_call_bytes = shared.limits.max_call_bytes;
         let memory = self.sb.memory;
         let mut pos = HEADER_LEN;
@@ -447,7 +457,7 @@ impl Instance {
                 } else {
                     capped
                 };
-                if align8(end) + (self.chunk_count + 1) * out_len > room {
+                if align8(end) + (self.chunk_count + 1) * out_len + out_fixed > room {
                     break need;
                 }
                 abi::write_entry(
@@ -530,7 +540,7 @@ impl Instance {
         let input_ptr = self.buf_ptr;
         let input_len = self.chunk_len;
         let out_ptr = input_ptr + align8(input_len);
-        let out_len = count * self.kind.out_len();
+        let out_len = count * self.kind.out_len() + self.kind.out_fixed();
         let args = (
             input_ptr as u32 as i32,
             input_len as u32 as i32,
@@ -538,6 +548,10 @@ impl Instance {
         );
         let status = match self.entry.clone() {
             Entry::Filter(f) => {
+                self.sb
+                    .call(&f, (args.0, args.1, args.2, out_ptr as u32 as i32), during)
+            }
+            Entry::Map(f) => {
                 self.sb
                     .call(&f, (args.0, args.1, args.2, out_ptr as u32 as i32), during)
             }
@@ -565,6 +579,65 @@ impl Instance {
         // In bounds: the answers sit inside the buffer (`fits` reserved them).
         let out = &mem[out_ptr..out_ptr + out_len];
         let result = match self.kind {
+            PluginKind::Map => {
+                let (first_offset, last_offset) = match during {
+                    During::Records {
+                        first_offset,
+                        last_offset,
+                    } => (first_offset, last_offset),
+                    _ => (0, 0),
+                };
+                let bad = |reason: String| PluginError::BadMapAnswer {
+                    plugin: self.sb.shared.info.name.clone(),
+                    first_offset,
+                    last_offset,
+                    reason,
+                };
+                let ptr = u32::from_le_bytes(out[0..4].try_into().expect("8 bytes")) as usize;
+                let len = u32::from_le_bytes(out[4..8].try_into().expect("8 bytes")) as usize;
+                match mem.get(ptr..ptr.saturating_add(len)) {
+                    None => Err(bad(format!(
+                        "its output at {ptr}..{} is outside its {}-byte memory",
+                        ptr.saturating_add(len),
+                        mem.len()
+                    ))),
+                    Some(_) if self.mapped.len() + len > MAX_MAP_OUTPUT_BYTES => Err(bad(format!(
+                        "{} bytes of output in all, over the {MAX_MAP_OUTPUT_BYTES}-byte limit",
+                        self.mapped.len() + len
+                    ))),
+                    Some(output) => {
+                        let mut pos = 0;
+                        let mut checked = Ok(());
+                        for (i, &offset) in self.offsets.iter().enumerate() {
+                            match abi::read_entry(output, pos) {
+                                Err(e) => {
+                                    checked = Err(bad(format!("entry {i}: {e}")));
+                                    break;
+                                }
+                                Ok(v) if v.offset != offset => {
+                                    checked = Err(bad(format!(
+                                        "entry {i} has offset {}, but it answers the record at offset {offset}",
+                                        v.offset
+                                    )));
+                                    break;
+                                }
+                                Ok(v) => pos = v.next,
+                            }
+                        }
+                        match checked {
+                            Ok(()) if pos != output.len() => Err(bad(format!(
+                                "{} bytes follow the {count} entries",
+                                output.len() - pos
+                            ))),
+                            Ok(()) => {
+                                self.mapped.extend_from_slice(output);
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+            }
             PluginKind::Filter => {
                 if let Some(i) = out.iter().position(|&b| b > 1) {
                     Err(PluginError::BadFilterAnswer {

@@ -13,6 +13,7 @@ use crate::filter::Filter;
 use crate::host::HostInner;
 use crate::instance::State;
 use crate::limits::{Limits, MAX_PARAMS_BYTES};
+use crate::map::Map;
 use crate::partitioner::Partitioner;
 use crate::pool::Pool;
 
@@ -182,6 +183,11 @@ impl Plugin {
         Ok(Partitioner::new(
             self.attach(PluginKind::Partitioner, params)?,
         ))
+    }
+
+    /// Attaches a map with `params`; like [`Plugin::filter`].
+    pub fn map(&self, params: &BTreeMap<String, String>) -> Result<Map, PluginError> {
+        Ok(Map::new(self.attach(PluginKind::Map, params)?))
     }
 
     fn attach(

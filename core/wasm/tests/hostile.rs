@@ -112,8 +112,8 @@ fn upload_refuses_modules_that_do_not_follow_the_abi() {
         matches!(
             err,
             CompileError::AbiVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
@@ -122,7 +122,7 @@ fn upload_refuses_modules_that_do_not_follow_the_abi() {
 
     let err = hostile(&host, "unknown_kind").unwrap_err();
     assert!(
-        matches!(err, CompileError::UnknownKind { found: 3, .. }),
+        matches!(err, CompileError::UnknownKind { found: 7, .. }),
         "{err}"
     );
 

@@ -67,6 +67,27 @@
 //! A partitioner may take a third argument, `&State` as above. Its answer must be below
 //! `partitions`; the broker refuses the request otherwise.
 //!
+//! # A map
+//!
+//! A map rewrites each record's key, value and headers for the consumer that attached it
+//! (ABI version 2); the record keeps its offset and timestamp:
+//!
+//! ```standalone_crate
+//! use sluice_plugin::{Mapped, Params, Record};
+//!
+//! /// Upper-cases values and says so in a header.
+//! #[sluice_plugin::map]
+//! fn shout(record: &Record, _params: &Params) -> Mapped {
+//!     Mapped::from_record(record)
+//!         .value(record.value().map(<[u8]>::to_ascii_uppercase))
+//!         .header("mapped-by", Some(b"shout".to_vec()))
+//! }
+//! # fn main() {
+//! # let out = shout(&Record::new(0, 0, None, Some(b"hi")), &Params::from_pairs([("a", "b")]));
+//! # assert_eq!(out.value_bytes(), Some(&b"HI"[..]));
+//! # }
+//! ```
+//!
 //! Mistakes in the signature are compile errors:
 //!
 //! ```compile_fail
@@ -97,6 +118,7 @@
 //! instance away and carries on. There is no clock, file system or network: the module
 //! imports nothing.
 
+mod mapped;
 mod params;
 pub mod record;
 #[doc(hidden)]
@@ -105,12 +127,15 @@ pub mod rt;
 #[cfg(feature = "json")]
 pub mod json;
 
+pub use mapped::Mapped;
 pub use params::{FromParams, Params};
 pub use record::{Headers, Record};
-pub use sluice_plugin_macros::{filter, partitioner};
+pub use sluice_plugin_macros::{filter, map, partitioner};
 
-/// The ABI version this SDK implements.
+/// The ABI version filters and partitioners built with this SDK declare.
 pub const ABI_VERSION: i32 = 1;
+/// The ABI version maps declare: version 1 plus the `map` kind (docs/plugin-abi.md).
+pub const ABI_VERSION_MAP: i32 = 2;
 
 /// An error with a message for the person attaching or running the plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,13 +7,15 @@
 use std::cell::{OnceCell, RefCell};
 use std::thread::LocalKey;
 
-use crate::record::parse;
-use crate::{FromParams, Params, Record};
+use crate::record::{encode_record, parse};
+use crate::{FromParams, Mapped, Params, Record};
 
 /// `sluice_kind` of a filter.
 pub const KIND_FILTER: i32 = 1;
 /// `sluice_kind` of a partitioner.
 pub const KIND_PARTITIONER: i32 = 2;
+/// `sluice_kind` of a map (ABI version 2).
+pub const KIND_MAP: i32 = 3;
 
 /// Status: `sluice_init` refused its params (the message says why).
 pub const STATUS_INIT_FAILED: i32 = 1;
@@ -30,6 +32,8 @@ thread_local! {
     static BUFFER: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     /// The message of the last failure, for `sluice_error_ptr`/`sluice_error_len`.
     static ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    /// A map's output records, kept until the next call.
+    static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `sluice_alloc`: a zeroed buffer of at least `size` bytes, replacing the previous one; 0 if
@@ -226,6 +230,62 @@ pub fn partition<T: 'static>(
                 0
             },
         );
+        run.unwrap_or_else(|| bad_input("input or output outside the sluice_alloc buffer"))
+    })
+}
+
+/// `sluice_map`: writes the rewritten records (in the record layout, one per input record,
+/// same offsets and timestamps) to a buffer of its own and the (ptr, len) of it at `out_ptr`.
+pub fn map<T: 'static>(
+    state: &'static State<T>,
+    (input_ptr, input_len, count, out_ptr): (i32, i32, i32, i32),
+    rewrite: impl Fn(&Record<'_>, &T) -> Mapped,
+) -> i32 {
+    clear_error();
+    let (Ok(input_len), Ok(count)) = (usize::try_from(input_len), usize::try_from(count)) else {
+        return bad_input("negative length or count");
+    };
+    state.with(|cell| {
+        let Some(state) = cell.get() else {
+            set_error("sluice_map called before sluice_init");
+            return STATUS_NOT_INITIALISED;
+        };
+        let run = with_io((input_ptr, input_len), (out_ptr, 8), |mut input, out| {
+            OUTPUT.with_borrow_mut(|output| {
+                output.clear();
+                for _ in 0..count {
+                    let Some((record, rest)) = parse(input) else {
+                        return bad_input(MALFORMED);
+                    };
+                    let mapped = rewrite(&record, state);
+                    let mut headers: Vec<(&[u8], Option<&[u8]>)> =
+                        Vec::with_capacity(mapped.headers_list().len());
+                    headers.extend(
+                        mapped
+                            .headers_list()
+                            .iter()
+                            .map(|(n, v)| (n.as_slice(), v.as_deref())),
+                    );
+                    encode_record(
+                        output,
+                        record.offset(),
+                        record.timestamp(),
+                        mapped.key_bytes(),
+                        mapped.value_bytes(),
+                        &headers,
+                    );
+                    input = rest;
+                }
+                let Ok(len) = u32::try_from(output.len()) else {
+                    set_error("map output larger than 4 GiB");
+                    return STATUS_BAD_INPUT;
+                };
+                let ptr = output.as_ptr().expose_provenance() as u32;
+                out[0..4].copy_from_slice(&ptr.to_le_bytes());
+                out[4..8].copy_from_slice(&len.to_le_bytes());
+                0
+            })
+        });
         run.unwrap_or_else(|| bad_input("input or output outside the sluice_alloc buffer"))
     })
 }

@@ -162,8 +162,9 @@ class SendFuture:
     """The outcome of one sent record (from :meth:`Producer.send`)."""
 
     @property
-    def partition(self) -> int:
-        """The partition the record was routed to (known at once)."""
+    def partition(self) -> Optional[int]:
+        """The partition the record was routed to: known at once, except on a topic whose
+        partitioner plugin runs in the broker (``None`` there until the outcome is known)."""
     def result(self, timeout: Optional[float] = None) -> RecordMetadata:
         """Waits (up to ``timeout`` seconds) for the broker's acknowledgement; raises the
         record's error, or :class:`sluice.TimeoutError` when the timeout passes first."""

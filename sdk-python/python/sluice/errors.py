@@ -18,7 +18,7 @@ failure: :class:`ConnectionError` from :class:`builtins.ConnectionError`,
 from __future__ import annotations
 
 import builtins
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Tuple, Type
 
 __all__ = [
     "SluiceError",
@@ -82,7 +82,7 @@ class SluiceError(Exception):
             return f"{type(self).__name__}({self.message!r})"
         return f"{type(self).__name__}({self.message!r}, code={self.code!r})"
 
-    def __reduce__(self):  # picklable across processes
+    def __reduce__(self) -> Tuple[Any, ...]:  # picklable across processes
         return (type(self), (self.message, self.code, self.retriable))
 
 

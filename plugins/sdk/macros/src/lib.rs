@@ -1,4 +1,4 @@
-//! The `#[filter]` and `#[partitioner]` attributes of `sluice-plugin`; use them through that
+//! The `#[filter]`, `#[partitioner]` and `#[map]` attributes of `sluice-plugin`; use them through that
 //! crate (`#[sluice_plugin::filter]`), which documents them.
 //!
 //! Each keeps the function as written and adds, in an anonymous `const` block, the exports of
@@ -21,6 +21,15 @@ pub fn filter(attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Turns `fn(record: &Record, state: &S) -> Mapped` into a map plugin (ABI version 2); `S`
+/// as for filters.
+#[proc_macro_attribute]
+pub fn map(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Map, attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 /// Turns `fn(record: &Record, partitions: u32) -> u32` (or with a third argument
 /// `state: &S`, as for filters) into a partitioner plugin.
 #[proc_macro_attribute]
@@ -34,6 +43,7 @@ pub fn partitioner(attr: TokenStream, item: TokenStream) -> TokenStream {
 enum Kind {
     Filter,
     Partitioner,
+    Map,
 }
 
 fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
@@ -61,13 +71,14 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
     let args: Vec<&FnArg> = sig.inputs.iter().collect();
     let (usage, state_index) = match kind {
         Kind::Filter => ("fn(record: &Record, params: &Params) -> bool", 1),
+        Kind::Map => ("fn(record: &Record, params: &Params) -> Mapped", 1),
         Kind::Partitioner => (
             "fn(record: &Record, partitions: u32) -> u32, optionally with a third argument `state: &S`",
             2,
         ),
     };
     let arity_ok = match kind {
-        Kind::Filter => args.len() == 2,
+        Kind::Filter | Kind::Map => args.len() == 2,
         Kind::Partitioner => args.len() == 2 || args.len() == 3,
     };
     if !arity_ok {
@@ -104,6 +115,10 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
     };
     let span = sig.span();
     let rt = quote!(::sluice_plugin::rt);
+    let abi_version = match kind {
+        Kind::Map => quote!(::sluice_plugin::ABI_VERSION_MAP),
+        Kind::Filter | Kind::Partitioner => quote!(::sluice_plugin::ABI_VERSION),
+    };
     let entry = match kind {
         Kind::Filter => quote_spanned! {span=>
             #[unsafe(export_name = "sluice_kind")]
@@ -114,6 +129,17 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
             #[unsafe(export_name = "sluice_filter")]
             extern "C" fn __sluice_filter(input_ptr: i32, input_len: i32, count: i32, out_ptr: i32) -> i32 {
                 #rt::filter(&__SLUICE_STATE, (input_ptr, input_len, count, out_ptr), #name)
+            }
+        },
+        Kind::Map => quote_spanned! {span=>
+            #[unsafe(export_name = "sluice_kind")]
+            extern "C" fn __sluice_kind() -> i32 {
+                #rt::KIND_MAP
+            }
+
+            #[unsafe(export_name = "sluice_map")]
+            extern "C" fn __sluice_map(input_ptr: i32, input_len: i32, count: i32, out_ptr: i32) -> i32 {
+                #rt::map(&__SLUICE_STATE, (input_ptr, input_len, count, out_ptr), #name)
             }
         },
         Kind::Partitioner => {
@@ -154,7 +180,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
 
             #[unsafe(export_name = "sluice_abi_version")]
             extern "C" fn __sluice_abi_version() -> i32 {
-                ::sluice_plugin::ABI_VERSION
+                #abi_version
             }
 
             #[unsafe(export_name = "sluice_alloc")]
