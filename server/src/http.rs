@@ -124,6 +124,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::post(group_heartbeat),
         )
         .route("/v1/cluster", get(cluster))
+        .route("/v1/cluster/reassign", axum::routing::post(reassign))
+        .route(
+            "/v1/cluster/brokers/{id}/decommission",
+            axum::routing::post(decommission),
+        )
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/ws", get(crate::ws::upgrade))
         .merge(crate::cluster::routes())
@@ -695,6 +700,7 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
                         "leader": p.leader,
                         "leader_epoch": p.leader_epoch,
                         "isr": p.isr,
+                        "target": p.target,
                     })
                 })
                 .collect();
@@ -715,6 +721,44 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         "topics": topics,
         "under_replicated": under,
     }))
+}
+
+/// Body of `POST /v1/cluster/reassign`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReassignBody {
+    topic: String,
+    partition: u32,
+    /// New replica list, preferred leader first.
+    replicas: Vec<u32>,
+}
+
+#[utoipa::path(post, path = "/v1/cluster/reassign", request_body = ReassignBody, responses((status = 200, description = "The move is recorded; the cluster status shows its progress")))]
+async fn reassign(
+    State(state): State<Arc<AppState>>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let req: ReassignBody = json_body(&body(bytes, state.args.max_request_bytes)?)?;
+    state
+        .broker
+        .reassign_partition(&req.topic, req.partition, req.replicas.clone())
+        .await?;
+    Ok(Json(serde_json::json!({
+        "topic": req.topic,
+        "partition": req.partition,
+        "target": req.replicas,
+    })))
+}
+
+#[utoipa::path(post, path = "/v1/cluster/brokers/{id}/decommission", responses((status = 200, description = "The broker's replicas are moving away")))]
+async fn decommission(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<u32>,
+) -> ApiResult<Json<serde_json::Value>> {
+    state.broker.decommission_broker(id).await?;
+    Ok(Json(
+        serde_json::json!({"broker": id, "decommissioning": true}),
+    ))
 }
 
 #[derive(OpenApi)]
@@ -746,7 +790,9 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         commit_offsets,
         reset_offsets,
         group_heartbeat,
-        cluster
+        cluster,
+        reassign,
+        decommission
     ),
     components(schemas(
         ErrorBody,

@@ -46,8 +46,10 @@ enum Command {
     Group(cli::group::GroupArgs),
     /// Upload, list, describe and delete WebAssembly plugins.
     Plugin(cli::plugin::PluginArgs),
-    /// Show the cluster: brokers, controller, partition leaders and ISRs.
+    /// Show the cluster (brokers, controller, partition leaders and ISRs); drain a broker.
     Cluster(cli::cluster::ClusterArgs),
+    /// Move a partition to other brokers.
+    Partition(cli::cluster::PartitionArgs),
     /// Measure produce/consume throughput and latency against a broker.
     Bench(cli::bench::BenchArgs),
 }
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
             Command::Group(args) => cli::group::run(args).await,
             Command::Plugin(args) => cli::plugin::run(args).await,
             Command::Cluster(args) => cli::cluster::run(args).await,
+            Command::Partition(args) => cli::cluster::run_partition(args).await,
             Command::Bench(args) => cli::bench::run(args).await,
         }
     })

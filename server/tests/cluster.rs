@@ -1127,3 +1127,154 @@ async fn a_plugin_uploaded_to_one_broker_reaches_every_broker() {
         c.wait_http(id, "/v1/plugins/no-tombstones", 404).await;
     }
 }
+
+fn replicas_of(status: &Value, name: &str, partition: usize) -> (Vec<u64>, Vec<u64>, bool) {
+    let p = &topic(status, name).unwrap()["partitions"][partition];
+    let ids = |v: &Value| -> Vec<u64> {
+        let mut x: Vec<u64> = serde_json::from_value(v.clone()).unwrap();
+        x.sort();
+        x
+    };
+    (ids(&p["replicas"]), ids(&p["isr"]), p["target"].is_null())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_move_by_reassignment_and_off_a_decommissioned_broker() {
+    let c = TestCluster::start(3);
+    c.wait_ready(1, 3).await;
+    let (s, body) = c
+        .post(
+            1,
+            "/v1/topics",
+            json!({"name": "mv", "partitions": 1, "replication_factor": 2}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let status = c
+        .wait_for(1, "mv in sync", |v| {
+            topic(v, "mv")
+                .is_some_and(|t| t["partitions"][0]["isr"].as_array().map(Vec::len) == Some(2))
+        })
+        .await;
+    let (old, _, _) = replicas_of(&status, "mv", 0);
+    let spare = (1..=3u64).find(|b| !old.contains(b)).unwrap();
+    let keep = old[0];
+    c.wait_http(keep as u32, "/v1/topics/mv", 200).await;
+    for i in 0..50 {
+        let (s, body) = c
+            .post(
+                keep as u32,
+                "/v1/topics/mv/records?acks=all",
+                json!({"records": [{"value": format!("m{i}")}]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+    }
+    // Move the partition to [keep, spare] with the CLI.
+    let new = format!("{keep},{spare}");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "partition",
+            "reassign",
+            "mv",
+            "0",
+            "--replicas",
+            &new,
+            "--url",
+            &c.url(1, ""),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut want = vec![keep, spare];
+    want.sort();
+    c.wait_for(1, "the move done", |v| {
+        let (r, isr, done) = replicas_of(v, "mv", 0);
+        done && r == want && isr == want
+    })
+    .await;
+    // The new replica has the same log as the one that stayed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log_bytes(&c, keep as u32, "mv") != log_bytes(&c, spare as u32, "mv") {
+        assert!(Instant::now() < deadline, "the new replica never matched");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!log_bytes(&c, spare as u32, "mv").is_empty());
+
+    // Decommission a broker: every replica it holds moves elsewhere.
+    let (s, body) = c
+        .post(
+            1,
+            "/v1/topics",
+            json!({"name": "dc", "partitions": 3, "replication_factor": 2}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    c.wait_for(1, "dc in sync", |v| {
+        topic(v, "dc").is_some_and(|t| {
+            t["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["isr"].as_array().map(Vec::len) == Some(2))
+        })
+    })
+    .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "cluster",
+            "decommission",
+            "3",
+            "--json",
+            "--url",
+            &c.url(2, ""),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = c
+        .wait_for(1, "broker 3 drained", |v| {
+            v["topics"].as_array().unwrap().iter().all(|t| {
+                t["partitions"].as_array().unwrap().iter().all(|p| {
+                    let r: Vec<u64> = serde_json::from_value(p["replicas"].clone()).unwrap();
+                    let isr: Vec<u64> = serde_json::from_value(p["isr"].clone()).unwrap();
+                    !r.contains(&3) && p["target"].is_null() && isr.len() == r.len()
+                })
+            })
+        })
+        .await;
+    let b3 = status["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == 3)
+        .unwrap();
+    assert_eq!(b3["decommissioning"], true);
+    // A new topic avoids the draining broker.
+    let (s, body) = c
+        .post(
+            1,
+            "/v1/topics",
+            json!({"name": "after", "partitions": 4, "replication_factor": 2}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let now = c.status(1).await;
+    for p in topic(&now, "after").unwrap()["partitions"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            !p["replicas"].as_array().unwrap().contains(&json!(3)),
+            "{p}"
+        );
+    }
+}

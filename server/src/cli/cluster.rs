@@ -30,6 +30,97 @@ pub enum ClusterCommand {
     /// Brokers (alive or dead), the controller, every partition's replicas, leader, epoch and
     /// ISR, and the under-replicated partitions.
     Status,
+    /// Drain a broker: it takes no new replicas and each of its replicas moves to another live
+    /// broker (watch `sluice cluster status` until it holds none; then stop it).
+    Decommission {
+        /// The broker's id.
+        id: u32,
+    },
+}
+
+/// Arguments of `sluice partition`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The new replicas copy the partition from its leader; once every one of them is in sync the
+controller drops the old ones (and moves leadership if the leader is not among the new).
+`sluice cluster status` shows the move under way (REPLICAS holds old and new together).
+
+Examples:
+  sluice partition reassign orders 0 --replicas 2,3,4
+  sluice partition reassign orders 0 --replicas 2,3,4 --json")]
+pub struct PartitionArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    #[command(subcommand)]
+    pub command: PartitionCommand,
+}
+
+/// What to do with a partition.
+#[derive(Debug, Subcommand)]
+pub enum PartitionCommand {
+    /// Move a partition to other brokers.
+    Reassign {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The new replicas, comma-separated broker ids, preferred leader first.
+        #[arg(long, value_delimiter = ',', required = true)]
+        replicas: Vec<u32>,
+    },
+}
+
+/// Runs `sluice partition`.
+pub async fn run_partition(args: PartitionArgs) -> ExitCode {
+    let mut out = Stdout::new();
+    let r = match &args.command {
+        PartitionCommand::Reassign {
+            topic,
+            partition,
+            replicas,
+        } => {
+            let body =
+                serde_json::json!({"topic": topic, "partition": partition, "replicas": replicas});
+            post(
+                &args.client,
+                &["v1", "cluster", "reassign"],
+                body,
+                &mut out,
+                |v| {
+                    format!(
+                        "moving {}/{} to brokers {}; `sluice cluster status` shows the progress",
+                        v["topic"].as_str().unwrap_or(""),
+                        v["partition"],
+                        ids(&v["target"])
+                    )
+                },
+            )
+            .await
+        }
+    };
+    match r.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(args.client.json),
+    }
+}
+
+async fn post(
+    opts: &ClientOpts,
+    path: &[&str],
+    body: Value,
+    out: &mut Stdout,
+    human: impl Fn(&Value) -> String,
+) -> Result<(), CliError> {
+    let client = Client::new(opts);
+    let url = client.endpoint(path)?;
+    let answer: Value = client
+        .send(client.http().post(url).json(&body).timeout(REQUEST_TIMEOUT))
+        .await?;
+    if opts.json {
+        out.json(&answer)
+    } else {
+        out.line(human(&answer))
+    }
 }
 
 /// Runs `sluice cluster`.
@@ -37,6 +128,14 @@ pub async fn run(args: ClusterArgs) -> ExitCode {
     let mut out = Stdout::new();
     let r = match args.command {
         ClusterCommand::Status => status(&args.client, &mut out).await,
+        ClusterCommand::Decommission { id } => {
+            let id_s = id.to_string();
+            let path = ["v1", "cluster", "brokers", id_s.as_str(), "decommission"];
+            post(&args.client, &path, serde_json::json!({}), &mut out, |_| {
+                format!("broker {id} is draining: its replicas are moving to other brokers; stop it once `sluice cluster status` shows it holds none")
+            })
+            .await
+        }
     };
     match r.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,

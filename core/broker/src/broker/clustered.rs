@@ -64,10 +64,52 @@ impl Broker {
                         replicas: r,
                         leader: None,
                         leader_epoch: -1,
+                        target: None,
                     })
                     .collect(),
             })
         })
+    }
+
+    fn cluster_only(&self, what: &str) -> Result<&Arc<Cluster>, ErrorBody> {
+        self.cluster.get().ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("{what} needs a cluster; this broker runs alone (start brokers with --node-id and --peers)"),
+            )
+        })
+    }
+
+    /// Starts moving a partition to `replicas` (the first is the preferred leader): the new
+    /// replicas copy the log as followers, and the controller drops the old ones once every
+    /// new one is in sync. Answers once the move is recorded, not when it is done.
+    pub async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        replicas: Vec<u32>,
+    ) -> Result<(), ErrorBody> {
+        let cluster = self.cluster_only("reassigning a partition")?;
+        self.topic(topic)?.partition(partition)?;
+        let cmd = MetaCommand::BeginReassign {
+            topic: topic.to_string(),
+            partition,
+            replicas,
+        };
+        let view = cluster.submit(ControllerRequest::Command(cmd)).await?;
+        self.reconcile(&view).await;
+        Ok(())
+    }
+
+    /// Drains broker `id`: it takes no new replicas, and each of its replicas moves to another
+    /// live broker. Answers once the moves are recorded.
+    pub async fn decommission_broker(&self, id: u32) -> Result<(), ErrorBody> {
+        let cluster = self.cluster_only("decommissioning a broker")?;
+        let view = cluster
+            .submit(ControllerRequest::Decommission { id })
+            .await?;
+        self.reconcile(&view).await;
+        Ok(())
     }
 
     pub(super) async fn create_topic_clustered(

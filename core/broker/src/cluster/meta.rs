@@ -36,6 +36,10 @@ pub struct PartitionMeta {
     pub leader_epoch: i32,
     /// In-sync replicas (the leader included).
     pub isr: Vec<u32>,
+    /// A reassignment under way: the replica list the partition moves to. Until every one of
+    /// them is in the ISR, `replicas` holds the old and the new together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Vec<u32>>,
 }
 
 /// One topic.
@@ -154,16 +158,24 @@ pub enum MetaCommand {
         /// Name.
         name: String,
     },
-    /// Move a partition to new replicas (`sluice partition reassign`): the new leader is the
-    /// first new replica that is alive and in the current ISR, else the first alive one; the
-    /// ISR keeps only the replicas that are both old in-sync and new.
-    Reassign {
+    /// Start moving a partition to `replicas` (`sluice partition reassign`, decommissioning):
+    /// the new replicas are added and catch up as followers; [`MetaCommand::CompleteReassign`]
+    /// drops the old ones once every new one is in sync.
+    BeginReassign {
         /// Topic.
         topic: String,
         /// Partition.
         partition: u32,
-        /// The new replica list.
+        /// The replica list to move to (preferred leader first).
         replicas: Vec<u32>,
+    },
+    /// Finish a reassignment whose new replicas are all in sync: the replica list becomes the
+    /// target; if the leader is not among it, the first in-sync target replica leads.
+    CompleteReassign {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
     },
 }
 
@@ -291,7 +303,7 @@ impl ClusterMeta {
                 p.isr = new;
                 Ok(())
             }
-            MetaCommand::Reassign {
+            MetaCommand::BeginReassign {
                 topic,
                 partition,
                 replicas,
@@ -304,25 +316,61 @@ impl ClusterMeta {
                 else {
                     return Err(not_found(format!("{topic}/{partition} does not exist")));
                 };
-                if replicas.is_empty() || replicas.iter().any(|r| !brokers.contains_key(r)) {
+                let mut unique = replicas.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                if replicas.is_empty()
+                    || unique.len() != replicas.len()
+                    || replicas.iter().any(|r| !brokers.contains_key(r))
+                {
                     return Err(ErrorBody::new(
                         ErrorCode::BadRequest,
-                        format!("replicas {replicas:?} must be registered brokers"),
+                        format!("replicas {replicas:?} must be distinct registered brokers"),
                     ));
                 }
+                // Replicas of an earlier, unfinished move stay until this one completes.
+                let mut all = p.replicas.clone();
+                for r in replicas {
+                    if !all.contains(r) {
+                        all.push(*r);
+                    }
+                }
+                p.replicas = all;
+                p.target = Some(replicas.clone());
+                Ok(())
+            }
+            MetaCommand::CompleteReassign { topic, partition } => {
+                let brokers = &self.brokers;
+                let Some(p) = self
+                    .topics
+                    .get_mut(topic)
+                    .and_then(|t| t.partitions.get_mut(*partition as usize))
+                else {
+                    return Err(not_found(format!("{topic}/{partition} does not exist")));
+                };
+                let Some(target) = p.target.clone() else {
+                    return Err(ErrorBody::new(
+                        ErrorCode::BadRequest,
+                        format!("{topic}/{partition} is not being reassigned"),
+                    ));
+                };
+                if target.iter().any(|r| !p.isr.contains(r)) {
+                    return Err(ErrorBody::new(
+                        ErrorCode::BadRequest,
+                        format!("{topic}/{partition}: not every new replica is in sync yet"),
+                    ));
+                }
+                p.replicas = target.clone();
+                p.isr.retain(|r| target.contains(r));
+                p.target = None;
                 let alive = |r: &u32| brokers.get(r).is_some_and(|b| b.alive);
-                let isr: Vec<u32> = replicas
-                    .iter()
-                    .copied()
-                    .filter(|r| p.isr.contains(r) && alive(r))
-                    .collect();
-                let leader = isr.first().copied();
-                p.replicas = replicas.clone();
-                if leader != p.leader {
-                    p.leader = leader;
+                if p.leader.is_none_or(|l| !target.contains(&l)) {
+                    p.leader = target
+                        .iter()
+                        .copied()
+                        .find(|r| alive(r) && p.isr.contains(r));
                     p.leader_epoch += 1;
                 }
-                p.isr = isr;
                 self.elect_leaders();
                 Ok(())
             }
@@ -458,6 +506,7 @@ mod tests {
                     replicas: r,
                     leader: None,
                     leader_epoch: -1,
+                    target: None,
                 })
                 .collect(),
         }
@@ -552,6 +601,57 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::FencedLeaderEpoch);
         assert_eq!(m, before);
+    }
+
+    #[test]
+    fn a_reassignment_adds_new_replicas_first_and_drops_old_ones_once_in_sync() {
+        let mut m = meta(&[1, 2, 3, 4]);
+        m.apply(&MetaCommand::CreateTopic(topic("t", vec![vec![1, 2]])))
+            .unwrap();
+        m.apply(&MetaCommand::BeginReassign {
+            topic: "t".into(),
+            partition: 0,
+            replicas: vec![3, 4],
+        })
+        .unwrap();
+        let p = m.partition("t", 0).unwrap().clone();
+        assert_eq!(p.replicas, vec![1, 2, 3, 4]);
+        assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1, 2]));
+        let early = m.apply(&MetaCommand::CompleteReassign {
+            topic: "t".into(),
+            partition: 0,
+        });
+        assert!(early.is_err(), "3 and 4 are not in sync yet");
+        m.apply(&MetaCommand::UpdateIsr {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1, 2, 3, 4],
+        })
+        .unwrap();
+        m.apply(&MetaCommand::CompleteReassign {
+            topic: "t".into(),
+            partition: 0,
+        })
+        .unwrap();
+        let p = m.partition("t", 0).unwrap();
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone()),
+            (vec![3, 4], vec![3, 4])
+        );
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.target.clone()),
+            (Some(3), 1, None)
+        );
+        assert!(
+            m.apply(&MetaCommand::BeginReassign {
+                topic: "t".into(),
+                partition: 0,
+                replicas: vec![3, 3],
+            })
+            .is_err()
+        );
     }
 
     #[test]

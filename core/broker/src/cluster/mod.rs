@@ -118,6 +118,12 @@ pub enum ControllerRequest {
     CreateTopic(sluice_protocol::types::CreateTopic),
     /// Propose a ready-made command (delete, alter, ISR change, reassign, decommission).
     Command(MetaCommand),
+    /// Drain a broker: mark it decommissioning and move each of its replicas to a broker
+    /// that is alive, not draining and not a replica of that partition yet.
+    Decommission {
+        /// The broker.
+        id: u32,
+    },
     /// Create `__consumer_offsets` (replicated) if the cluster has none yet.
     EnsureOffsetsTopic {
         /// Its partition count (`--offsets-partitions`).
@@ -456,6 +462,75 @@ impl Cluster {
                 MetaCommand::CreateTopic((self.planner)(&create, &view.meta)?)
             }
             ControllerRequest::Command(cmd) => cmd,
+            ControllerRequest::Decommission { id } => {
+                let view = self.view();
+                if !view.meta.brokers.contains_key(&id) {
+                    return Err(ErrorBody::new(
+                        ErrorCode::BadRequest,
+                        format!("broker {id} is not registered"),
+                    ));
+                }
+                // Plan every move first: refuse the whole drain if one replica has nowhere to go.
+                let mut load: BTreeMap<u32, usize> = view
+                    .meta
+                    .placeable_brokers()
+                    .into_iter()
+                    .filter(|b| *b != id)
+                    .map(|b| (b, 0))
+                    .collect();
+                for t in view.meta.topics.values() {
+                    for p in &t.partitions {
+                        for r in &p.replicas {
+                            if let Some(n) = load.get_mut(r) {
+                                *n += 1;
+                            }
+                        }
+                    }
+                }
+                let mut moves = Vec::new();
+                for t in view.meta.topics.values() {
+                    for (i, p) in t.partitions.iter().enumerate() {
+                        let current = p.target.clone().unwrap_or_else(|| p.replicas.clone());
+                        if !current.contains(&id) {
+                            continue;
+                        }
+                        let to = load
+                            .iter()
+                            .filter(|(b, _)| !current.contains(b))
+                            .min_by_key(|(b, n)| (**n, **b))
+                            .map(|(b, _)| *b)
+                            .ok_or_else(|| {
+                                ErrorBody::new(
+                                    ErrorCode::InvalidReplicationFactor,
+                                    format!(
+                                        "{}/{i} has nowhere to move its replica on broker {id}: every other live broker already holds it; add a broker first",
+                                        t.name
+                                    ),
+                                )
+                            })?;
+                        *load.get_mut(&to).expect("chosen from it") += 1;
+                        let replicas = current
+                            .iter()
+                            .map(|r| if *r == id { to } else { *r })
+                            .collect();
+                        moves.push(MetaCommand::BeginReassign {
+                            topic: t.name.clone(),
+                            partition: i as u32,
+                            replicas,
+                        });
+                    }
+                }
+                let mut last = self
+                    .propose(MetaCommand::SetDecommissioning {
+                        id,
+                        decommissioning: true,
+                    })
+                    .await?;
+                for m in moves {
+                    last = self.propose(m).await?;
+                }
+                return Ok(last);
+            }
             ControllerRequest::EnsureOffsetsTopic { partitions } => {
                 let view = self.view();
                 if view.meta.topics.contains_key(crate::group::OFFSETS_TOPIC) {
@@ -478,6 +553,7 @@ impl Cluster {
                             replicas: r,
                             leader: None,
                             leader_epoch: -1,
+                            target: None,
                         })
                         .collect(),
                 })
@@ -539,6 +615,7 @@ impl Cluster {
                 }
                 let _ = self.handle(hb).await;
                 self.check_liveness(session).await;
+                self.complete_reassignments().await;
             } else if let Some(addr) = self.controller_addr() {
                 let t = self.transport.controller_call(&addr, hb);
                 if let Err(e) = tokio::time::timeout(session, t).await.unwrap_or_else(|_| {
@@ -611,6 +688,32 @@ impl Cluster {
             if let Err(e) = self.propose(cmd).await {
                 tracing::debug!(error = %e.message, "liveness change not written");
                 return;
+            }
+        }
+    }
+
+    /// Controller duty: finishes every reassignment whose new replicas are all in sync.
+    async fn complete_reassignments(&self) {
+        let view = self.view();
+        for t in view.meta.topics.values() {
+            for (i, p) in t.partitions.iter().enumerate() {
+                if let Some(target) = &p.target
+                    && target.iter().all(|r| p.isr.contains(r))
+                {
+                    let cmd = MetaCommand::CompleteReassign {
+                        topic: t.name.clone(),
+                        partition: i as u32,
+                    };
+                    match self.propose(cmd).await {
+                        Ok(_) => {
+                            tracing::info!(topic = %t.name, partition = i, replicas = ?target, "reassignment complete")
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e.message, "reassignment not completed");
+                            return;
+                        }
+                    }
+                }
             }
         }
     }
