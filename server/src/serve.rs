@@ -158,6 +158,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub peers: Vec<String>,
+    /// Join a running cluster as a new broker (its id and address must be in --peers, with
+    /// at least one running broker) instead of forming a new one.
+    #[arg(long, env = "SLUICE_JOIN", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub join: bool,
     /// How often a broker tells the controller it is alive, in ms.
     #[arg(
         long,
@@ -316,6 +320,7 @@ impl ServeArgs {
         c.raft_election_timeout_ms = (e, 2 * e);
         c.raft_heartbeat_ms = (e / 6).max(10);
         c.replica_lag_time_max_ms = self.replica_lag_time_max_ms;
+        c.join = self.join;
         Ok(Some(c))
     }
 

@@ -73,14 +73,13 @@ impl TestCluster {
     }
 
     fn spawn(&self, node: &mut Node) {
+        self.spawn_with(node, &self.peers.clone(), &[]);
+    }
+
+    fn spawn_with(&self, node: &mut Node, peers: &str, extra: &[&str]) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "serve",
-                "--node-id",
-                &node.id.to_string(),
-                "--peers",
-                &self.peers,
-            ])
+            .args(["serve", "--node-id", &node.id.to_string(), "--peers", peers])
+            .args(extra)
             .args([
                 "--listen",
                 &format!("127.0.0.1:{}", node.port),
@@ -105,6 +104,22 @@ impl TestCluster {
         }
         std::thread::spawn(move || for _ in lines {});
         node.child = Some(child);
+    }
+
+    /// Starts a new broker that joins the running cluster (`--join`).
+    fn join_new(&mut self) -> u32 {
+        let id = self.nodes.len() as u32 + 1;
+        let port = free_ports(1)[0];
+        let peers = format!("{},{id}@127.0.0.1:{port}", self.peers);
+        let mut node = Node {
+            id,
+            port,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        self.spawn_with(&mut node, &peers, &["--join"]);
+        self.nodes.push(node);
+        id
     }
 
     fn url(&self, id: u32, path: &str) -> String {
@@ -1277,4 +1292,54 @@ async fn partitions_move_by_reassignment_and_off_a_decommissioned_broker() {
             "{p}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_broker_joins_the_quorum_and_takes_replicas() {
+    let mut c = TestCluster::start(3);
+    c.wait_ready(1, 3).await;
+    let id = c.join_new();
+    // It becomes a voter of the metadata quorum and a live broker everyone sees.
+    for via in [1, id] {
+        c.wait_ready(via, 4).await;
+    }
+    let status = c.status(1).await;
+    let (s, body) = c
+        .post(
+            id,
+            "/v1/topics",
+            json!({"name": "wide", "partitions": 8, "replication_factor": 2}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let now = c.status(1).await;
+    let on_new = topic(&now, "wide").unwrap()["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["replicas"].as_array().unwrap().contains(&json!(id)))
+        .count();
+    assert_eq!(
+        on_new, 4,
+        "8 partitions x 2 replicas over 4 brokers: 4 on the new one"
+    );
+    // With four voters, the quorum survives one broker down: kill the controller and change
+    // metadata again.
+    let controller = status["controller"].as_u64().unwrap() as u32;
+    c.kill(controller);
+    let other = (1..=id).find(|b| *b != controller).unwrap();
+    c.wait_for(other, "a new controller", |v| {
+        v["controller"]
+            .as_u64()
+            .is_some_and(|x| x != controller as u64)
+    })
+    .await;
+    let (s, body) = c
+        .post(
+            other,
+            "/v1/topics",
+            json!({"name": "later", "partitions": 1}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
 }

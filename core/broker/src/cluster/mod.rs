@@ -80,6 +80,8 @@ pub struct ClusterConfig {
     pub replica_lag_time_max_ms: u64,
     /// Longest a controller request (create topic, ISR change, ...) may take, in ms.
     pub request_timeout_ms: u64,
+    /// Join a running cluster (as a new voter) instead of forming one with `peers`.
+    pub join: bool,
 }
 
 impl ClusterConfig {
@@ -94,6 +96,7 @@ impl ClusterConfig {
             raft_election_timeout_ms: (600, 1_200),
             replica_lag_time_max_ms: 30_000,
             request_timeout_ms: 10_000,
+            join: false,
         }
     }
 
@@ -118,6 +121,14 @@ pub enum ControllerRequest {
     CreateTopic(sluice_protocol::types::CreateTopic),
     /// Propose a ready-made command (delete, alter, ISR change, reassign, decommission).
     Command(MetaCommand),
+    /// A new broker asks to join the metadata quorum: it is added as a learner, catches up,
+    /// and becomes a voter.
+    Join {
+        /// Its id.
+        id: u32,
+        /// Its address.
+        addr: String,
+    },
     /// Drain a broker: mark it decommissioning and move each of its replicas to a broker
     /// that is alive, not draining and not a replica of that partition yet.
     Decommission {
@@ -307,11 +318,14 @@ impl Cluster {
             .iter()
             .map(|(id, addr)| (*id as NodeId, BasicNode::new(addr)))
             .collect();
-        if !raft
+        let initialized = raft
             .is_initialized()
             .await
-            .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?
-        {
+            .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?;
+        if !initialized && config.join {
+            // Joining: the running cluster adds this broker; its log arrives by replication.
+            tracing::info!("joining the cluster through its peers");
+        } else if !initialized {
             match raft.initialize(members).await {
                 Ok(()) => tracing::info!("metadata quorum initialized"),
                 Err(e) => tracing::debug!(error = %e, "initialize: another peer did it"),
@@ -462,6 +476,40 @@ impl Cluster {
                 MetaCommand::CreateTopic((self.planner)(&create, &view.meta)?)
             }
             ControllerRequest::Command(cmd) => cmd,
+            ControllerRequest::Join { id, addr } => {
+                let node = BasicNode::new(&addr);
+                let voters: std::collections::BTreeSet<NodeId> = self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .voter_ids()
+                    .collect();
+                if voters.contains(&(id as NodeId)) {
+                    return Ok(ControllerReply {
+                        index: self.view().applied_index,
+                    });
+                }
+                let fail = |e: String| not_controller(format!("adding broker {id}: {e}"));
+                // Blocking: answers once the learner has caught up with the log.
+                self.raft
+                    .add_learner(id as NodeId, node, true)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                let resp = self
+                    .raft
+                    .change_membership(
+                        openraft::ChangeMembers::AddVoterIds([id as NodeId].into()),
+                        false,
+                    )
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                tracing::info!(broker = id, %addr, "broker joined the metadata quorum");
+                self.heard.lock().insert(id, (Instant::now(), addr));
+                return Ok(ControllerReply {
+                    index: resp.log_id.index,
+                });
+            }
             ControllerRequest::Decommission { id } => {
                 let view = self.view();
                 if !view.meta.brokers.contains_key(&id) {
@@ -586,6 +634,9 @@ impl Cluster {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let every = Duration::from_millis(self.config.heartbeat_interval_ms);
         let session = Duration::from_millis(self.config.session_timeout_ms);
+        if self.config.join {
+            self.join_cluster(&mut stop).await;
+        }
         let mut was_controller = false;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -625,6 +676,54 @@ impl Cluster {
                 }
             }
             was_controller = is_controller;
+        }
+    }
+
+    /// Asks the peers (each in turn, until one answers) to add this broker to the quorum.
+    async fn join_cluster(&self, stop: &mut watch::Receiver<bool>) {
+        let me = self.config.node_id;
+        let req = ControllerRequest::Join {
+            id: me,
+            addr: self.config.addr().to_string(),
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let voter = self
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .voter_ids()
+                .any(|v| v == me as NodeId);
+            if voter || *stop.borrow() {
+                return;
+            }
+            // The controller if known, else every peer (a non-controller answers with
+            // not_controller; the peers' own forwarding is not used for joins).
+            let targets: Vec<String> = match self.controller_addr() {
+                Some(a) => vec![a],
+                None => self
+                    .config
+                    .peers
+                    .iter()
+                    .filter(|(id, _)| **id != me)
+                    .map(|(_, a)| a.clone())
+                    .collect(),
+            };
+            for addr in targets {
+                match self.transport.controller_call(&addr, req.clone()).await {
+                    Ok(_) => {
+                        tracing::info!(%addr, "joined the cluster");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(%addr, error = %e.message, "join refused"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 
