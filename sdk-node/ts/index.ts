@@ -458,7 +458,11 @@ export interface ConsumerOptions {
    * plugin's `init` (for the example keyword filter: `{ keyword: 'ERROR' }`).
    */
   filter?: { name: string; params?: Record<string, string> };
-  /** Records taken from native code at a time, at most (default 500). */
+  /**
+   * Records taken from native code at a time, at most (default 500). Iteration yields them
+   * one by one; `commit()` and `close()` count only those yielded, but a commit the group
+   * makes on its own when partitions are revoked counts all those taken.
+   */
   maxBatch?: number;
 }
 
