@@ -19,11 +19,11 @@ if (i >= 0 && args[i + 1] === host) {
 const run = spawnSync('cargo', args, { stdio: 'inherit' });
 if (run.status !== 0 || !triple || args[0] !== 'build') process.exit(run.status ?? 1);
 
-const targetDir = process.env.CARGO_TARGET_DIR ?? process.env.CARGO_BUILD_TARGET_DIR;
-if (!targetDir) {
-  console.error('cargo-host: set CARGO_TARGET_DIR');
-  process.exit(1);
-}
+const targetDir =
+  process.env.CARGO_TARGET_DIR ??
+  process.env.CARGO_BUILD_TARGET_DIR ??
+  JSON.parse(spawnSync('cargo', ['metadata', '--format-version', '1', '--no-deps'], { encoding: 'utf8' }).stdout)
+    .target_directory;
 const p = args.indexOf('--profile');
 const profile = args.includes('--release') ? 'release' : p >= 0 ? args[p + 1] : 'dev';
 const dir = profile === 'dev' || profile === 'test' ? 'debug' : profile === 'bench' ? 'release' : profile;

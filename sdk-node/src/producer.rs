@@ -115,13 +115,13 @@ pub struct HeaderIn<'a> {
 }
 
 /// Bytes from JavaScript: a string (UTF-8), a `Buffer`/`Uint8Array`, or `null`.
-type Value<'a> = Either3<String, BufferSlice<'a>, Null>;
+type Value<'a> = Either3<BufferSlice<'a>, String, Null>;
 
 /// The bytes of a value; `None` for `null` or `undefined`.
 fn bytes_of(v: Option<Value<'_>>) -> Option<Bytes> {
     match v? {
-        Either3::A(s) => Some(Bytes::from(s)),
-        Either3::B(b) => Some(Bytes::copy_from_slice(&b)),
+        Either3::A(b) => Some(Bytes::copy_from_slice(&b)),
+        Either3::B(s) => Some(Bytes::from(s)),
         Either3::C(Null) => None,
     }
 }
@@ -231,7 +231,6 @@ impl NativeProducer {
         records: Vec<RecordIn<'_>>,
     ) -> napi::Result<PromiseRaw<'env, SendResults>> {
         let mut out = Vec::with_capacity(records.len());
-        let mut bytes = 0;
         for r in records {
             if r.topic.is_empty() {
                 return Err(invalid("a record needs a topic"));
@@ -250,15 +249,57 @@ impl NativeProducer {
                     })
                     .collect();
             }
-            bytes += record.value.as_ref().map_or(0, Bytes::len)
-                + record.key.as_ref().map_or(0, Bytes::len)
-                + record
-                    .headers
-                    .iter()
-                    .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
-                    .sum::<usize>();
             out.push(record);
         }
+        self.enqueue(env, out)
+    }
+
+    /// The fast path of [`send_batch`](Self::send_batch) for records with only a value and
+    /// maybe a key, all to one topic: the topic crosses once, values and keys as arrays
+    /// (`keys` absent: no record has a key; a `null` entry: that one has none).
+    #[napi(ts_return_type = "Promise<SendResults>")]
+    pub fn send_values<'env>(
+        &self,
+        env: &'env Env,
+        topic: String,
+        values: Vec<Value<'_>>,
+        keys: Option<Vec<Value<'_>>>,
+    ) -> napi::Result<PromiseRaw<'env, SendResults>> {
+        if topic.is_empty() {
+            return Err(invalid("a record needs a topic"));
+        }
+        if keys.as_ref().is_some_and(|k| k.len() != values.len()) {
+            return Err(invalid("keys and values differ in length"));
+        }
+        let mut keys = keys.map(Vec::into_iter);
+        let out = values
+            .into_iter()
+            .map(|value| ProducerRecord {
+                topic: topic.clone(),
+                value: bytes_of(Some(value)),
+                key: keys.as_mut().and_then(|k| bytes_of(k.next())),
+                ..Default::default()
+            })
+            .collect();
+        self.enqueue(env, out)
+    }
+
+    fn enqueue<'env>(
+        &self,
+        env: &'env Env,
+        records: Vec<ProducerRecord>,
+    ) -> napi::Result<PromiseRaw<'env, SendResults>> {
+        let bytes = records
+            .iter()
+            .map(|r| {
+                r.value.as_ref().map_or(0, Bytes::len)
+                    + r.key.as_ref().map_or(0, Bytes::len)
+                    + r.headers
+                        .iter()
+                        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
+                        .sum::<usize>()
+            })
+            .sum();
         let queued = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         if queued > 0 && queued + bytes > self.max_queued_bytes {
             self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
@@ -276,7 +317,7 @@ impl NativeProducer {
         if self
             .tx
             .send(Cmd::Batch {
-                records: out,
+                records,
                 bytes,
                 reply,
             })

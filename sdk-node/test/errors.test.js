@@ -8,6 +8,7 @@ import {
   ClosedError,
   ConnectionError,
   InvalidInputError,
+  QueueFullError,
   SluiceError,
   Sluice,
 } from '../dist/index.js';
@@ -97,6 +98,26 @@ test('closed producers and consumers reject with ClosedError', async () => {
   await consumer.close();
   await assert.rejects(consumer.seek(topic, 0, 0), ClosedError);
   for await (const r of consumer) assert.fail(`a closed consumer yielded ${r.offset}`);
+});
+
+test('a full send queue refuses more instead of growing', async () => {
+  const topic = topicName();
+  await client.admin().createTopic(topic);
+  // The native producer buffers 4 KiB at most, so the first 64 KiB wait in the queue in
+  // front of it, and the queue takes 16 KiB.
+  const producer = client.producer({ bufferBytes: 4096, maxQueuedBytes: 16384 });
+  const value = Buffer.alloc(1024);
+  const first = producer.sendBatch(Array.from({ length: 64 }, () => ({ topic, value })));
+  await assert.rejects(producer.sendBatch([{ topic, value }]), (e) => {
+    assert.ok(e instanceof QueueFullError, `${e.name}: ${e.message}`);
+    assert.equal(e.code, 'queue_full');
+    assert.equal(e.retriable, true);
+    return true;
+  });
+  assert.equal((await first).length, 64);
+  // Once the queue drained, sending works again.
+  assert.equal((await producer.sendBatch([{ topic, value }]))[0].offset, 64);
+  await producer.close();
 });
 
 test('no broker: connect rejects with a retriable ConnectionError', async () => {

@@ -70,6 +70,7 @@ fn _sluice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<producer::Producer>()?;
     m.add_class::<producer::SendFuture>()?;
     m.add_class::<producer::AsyncProducer>()?;
+    m.add_class::<producer::Done>()?;
     m.add_class::<consumer::Consumer>()?;
     m.add_class::<consumer::AsyncConsumer>()?;
     m.add_class::<admin::Admin>()?;

@@ -712,6 +712,32 @@ impl AsyncProducer {
             timestamp,
         )?;
         let (settings, cell, closed) = self.parts();
+        // Connected and the buffer has room (the usual case): hand the record over now and
+        // return an awaitable that is already done, without a future on the event loop.
+        if let Some(core) = cell
+            .get()
+            .filter(|_| !closed.load(Ordering::Acquire))
+            .cloned()
+        {
+            let producer = core.producer.clone();
+            let mut send = Box::pin(async move { producer.send(record).await });
+            let ready = {
+                let _enter = crate::runtime().enter();
+                send.as_mut().now_or_never()
+            };
+            return match ready {
+                Some(Ok(handle)) => {
+                    core.keep_detached([handle]);
+                    Ok(Bound::new(py, Done)?.into_any())
+                }
+                Some(Err(e)) => Err(to_py(py, e)),
+                None => pyo3_async_runtimes::tokio::future_into_py(py, async move {
+                    let handle = send.await.map_err(raise)?;
+                    core.keep_detached([handle]);
+                    Ok(())
+                }),
+            };
+        }
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let core = started(&settings, &cell, &closed).await?;
             let handle = core.producer.send(record).await.map_err(raise)?;
@@ -783,5 +809,30 @@ impl AsyncProducer {
             self.settings.connect.url,
             if self.closed() { " closed" } else { "" }
         )
+    }
+}
+
+/// An awaitable that is already done (`await` gives `None` at once): what
+/// `AsyncProducer.produce` returns when it could hand the record over without waiting.
+#[pyclass(frozen, module = "sluice.aio", name = "Done")]
+pub struct Done;
+
+#[pymethods]
+impl Done {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Ends the iteration at once: the awaitable's result is `None`.
+    fn __next__(&self) -> Option<()> {
+        None
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "<sluice.aio.Done>"
     }
 }

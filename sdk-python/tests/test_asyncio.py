@@ -152,3 +152,17 @@ def test_close_ends_a_waiting_async_for(url, topic):
         assert seen == []
 
     run(main())
+
+
+def test_produce_waits_for_room_when_the_buffer_is_full(url, topic):
+    async def main():
+        # 4 KiB of buffer: most records wait for earlier ones to be acknowledged.
+        async with sluice.aio.Producer(url, buffer_bytes=4096, linger_ms=0) as producer:
+            for i in range(200):
+                await producer.produce(topic, bytes(1000) + str(i).encode())
+            await producer.flush()
+        async with sluice.aio.Admin(url) as admin:
+            offsets = await admin.list_offsets(topic)
+        assert offsets[0]["latest"] == 200
+
+    run(main())

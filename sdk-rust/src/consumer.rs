@@ -37,7 +37,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use sluice_protocol::frame::{self, ClientFrame, Delivery, Request, Response};
-use sluice_protocol::types::{FilterSpec, OffsetCommit, RecordOffset, StartFrom};
+use sluice_protocol::types::{FilterSpec, MapSpec, OffsetCommit, RecordOffset, StartFrom};
 use sluice_record::Batch;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -80,6 +80,7 @@ pub struct ConsumerOptions {
     auto_commit_interval_ms: Option<u64>,
     assignor: Assignor,
     filter: Option<FilterSpec>,
+    map: Option<MapSpec>,
 }
 
 impl ConsumerOptions {
@@ -103,6 +104,7 @@ impl ConsumerOptions {
             auto_commit_interval_ms: Some(5000),
             assignor: Assignor::Sticky,
             filter: None,
+            map: None,
         }
     }
 
@@ -155,6 +157,58 @@ impl ConsumerOptions {
     /// The filter set with [`ConsumerOptions::filter`]: plugin name and parameters.
     pub fn filter_spec(&self) -> Option<(&str, &BTreeMap<String, String>)> {
         self.filter.as_ref().map(|f| (f.plugin.as_str(), &f.params))
+    }
+
+    /// Runs the uploaded `map` plugin `name` in the broker on every subscription of this
+    /// consumer, with `params` passed once to the plugin's `init`: each record arrives with
+    /// the key, value and headers the plugin answered (after the filter, if there is one).
+    /// Offsets and timestamps are the stored ones, so commits and resumes (after a reconnect,
+    /// a rebalance, a restart from committed offsets) work as without a map. Works in
+    /// broadcast and group mode.
+    ///
+    /// An unknown plugin fails [`Client::consumer`] (broadcast mode) or the stream (group
+    /// mode) with the broker code `unknown_plugin`; a plugin of another kind or refused
+    /// parameters with `invalid_plugin`; a map that fails while running (trap, timeout, an
+    /// answer the broker refuses) with `plugin_failed`, naming the plugin and the offset.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use sluice_client::{Client, ConsumerOptions, StartFrom};
+    ///
+    /// # async fn run() -> sluice_client::Result<()> {
+    /// let client = Client::connect("http://127.0.0.1:9400").await?;
+    /// // `tag` was uploaded before: `sluice plugin upload tag tag_map.wasm`.
+    /// let mut shouting = client
+    ///     .consumer(
+    ///         ConsumerOptions::new(["logs"])
+    ///             .start(StartFrom::Earliest)
+    ///             .map("tag", [("value", "upper")]),
+    ///     )
+    ///     .await?;
+    /// while let Some(record) = shouting.next().await {
+    ///     println!("{:?}", record?.value);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn map<I, K, V>(mut self, name: impl Into<String>, params: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.map = Some(MapSpec {
+            plugin: name.into(),
+            params: params
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        });
+        self
+    }
+
+    /// The map set with [`ConsumerOptions::map`]: plugin name and parameters.
+    pub fn map_spec(&self) -> Option<(&str, &BTreeMap<String, String>)> {
+        self.map.as_ref().map(|m| (m.plugin.as_str(), &m.params))
     }
 
     /// Consumes as a member of consumer group `group` (docs/PROTOCOL.md §9): the broker
@@ -329,6 +383,7 @@ struct Planned {
     /// Explicit start per partition (group mode).
     positions: Option<Vec<RecordOffset>>,
     filter: Option<FilterSpec>,
+    map: Option<MapSpec>,
 }
 
 struct Subscribed {
@@ -443,6 +498,7 @@ impl Consumer {
                 delay: Duration::ZERO,
                 positions: None,
                 filter: consumer.options.filter.clone(),
+                map: consumer.options.map.clone(),
             };
             match subscribe(&consumer.client, &consumer.sink, &plan).await {
                 Ok(s) => consumer.apply(plan, Ok(s)),
@@ -919,6 +975,7 @@ impl Consumer {
             .map(|(p, o)| (*p, *o))
             .collect();
         let filter = self.options.filter.clone();
+        let map = self.options.map.clone();
         if self.group.is_some() {
             if active.is_empty() {
                 return;
@@ -941,6 +998,7 @@ impl Consumer {
                         .collect(),
                 ),
                 filter,
+                map,
             });
             return;
         }
@@ -963,6 +1021,7 @@ impl Consumer {
                 delay,
                 positions: None,
                 filter,
+                map,
             });
             return;
         }
@@ -978,6 +1037,7 @@ impl Consumer {
                 delay,
                 positions: None,
                 filter: filter.clone(),
+                map: map.clone(),
             });
         }
     }
@@ -1336,6 +1396,7 @@ async fn subscribe(client: &Client, sink: &SubSink, plan: &Planned) -> Result<Su
         credit_bytes: plan.window,
         positions: plan.positions.clone(),
         filter: plan.filter.clone(),
+        map: plan.map.clone(),
     };
     let (answer, generation) = client
         .request_encoded(

@@ -20,7 +20,8 @@
 //!   subscriptions under credit-based flow control, with [`Consumer::seek`] and
 //!   [`Consumer::position`]; it resumes where it was after a reconnect. It reads alone
 //!   (broadcast) or as a consumer group member ([`ConsumerOptions::group`]), may run a filter
-//!   plugin in the broker ([`ConsumerOptions::filter`]), and pauses and resumes partitions
+//!   plugin in the broker ([`ConsumerOptions::filter`]) and a map plugin that rewrites records
+//!   ([`ConsumerOptions::map`]), and pauses and resumes partitions
 //!   ([`Consumer::pause`]).
 //! - [`Error`]: one typed error; [`Error::is_retriable`] says whether trying again may help.
 //!

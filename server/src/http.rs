@@ -388,7 +388,9 @@ pub async fn fetch_until_stopping(
     params(("topic" = String, Path), ("partition" = u32, Path),
         ("offset" = Option<u64>, Query, description = "First offset wanted (default: the earliest)"),
         ("max_bytes" = Option<u64>, Query, description = "Byte budget (default 1 MiB; at least one batch is returned)"),
-        ("wait_ms" = Option<u64>, Query, description = "Long-poll up to this long when there is nothing yet (default 0)")),
+        ("wait_ms" = Option<u64>, Query, description = "Long-poll up to this long when there is nothing yet (default 0)"),
+        ("filter" = Option<String>, Query, description = "A filter plugin run on the records first; its params as `filter.KEY=VALUE`"),
+        ("map" = Option<String>, Query, description = "A map plugin that rewrites the records (after the filter); its params as `map.KEY=VALUE`")),
     responses((status = 200, body = FetchResponse), (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
 async fn fetch(
     State(state): State<Arc<AppState>>,
@@ -415,10 +417,25 @@ async fn fetch(
         }
         None => None,
     };
+    // `?map=PLUGIN&map.KEY=VALUE...`: then rewrite the records with a map plugin.
+    let map = match q.get("map") {
+        Some(name) => {
+            let params: std::collections::BTreeMap<String, String> = q
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix("map.").map(|k| (k.to_string(), v.clone())))
+                .collect();
+            Some(state.broker.map(name, &params)?)
+        }
+        None => None,
+    };
     let fetched =
         fetch_until_stopping(&state, &topic, partition, offset, max_bytes, wait_ms).await?;
     let fetched = match &filter {
         Some(f) => sluice_broker::Broker::apply_filter(f, fetched).await?,
+        None => fetched,
+    };
+    let fetched = match &map {
+        Some(m) => sluice_broker::Broker::apply_map(m, fetched).await?,
         None => fetched,
     };
     let info = fetched.info;

@@ -360,6 +360,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                 credit_bytes,
                 positions: explicit,
                 filter,
+                map,
             } => {
                 subscriptions.retain(|_, s| s.live());
                 let answer = if subscriptions.len() >= args.max_subscriptions {
@@ -380,6 +381,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                         from,
                         explicit,
                         filter,
+                        map,
                         0,
                         format,
                         out.clone(),
@@ -591,7 +593,24 @@ async fn handle(
             max_bytes,
             max_wait_ms,
             filter,
+            map,
         } => {
+            // Attached before the read, so that a bad map answers at once, not after a long poll.
+            let map = match map
+                .as_ref()
+                .map(|spec| broker.map(&spec.plugin, &spec.params))
+                .transpose()
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = out
+                        .send_then(encode(format, &answer_frame(id, Err(e))), move || {
+                            drop(permit)
+                        })
+                        .await;
+                    return;
+                }
+            };
             match crate::http::fetch_until_stopping(
                 &state,
                 &topic,
@@ -626,6 +645,21 @@ async fn handle(
                                 }
                             }
                         }
+                        None => f,
+                    };
+                    let f = match &map {
+                        Some(map) => match sluice_broker::Broker::apply_map(map, f).await {
+                            Ok(f) => f,
+                            Err(e) => {
+                                let _ = out
+                                    .send_then(
+                                        encode(format, &answer_frame(id, Err(e))),
+                                        move || drop(permit),
+                                    )
+                                    .await;
+                                return;
+                            }
+                        },
                         None => f,
                     };
                     let n: u64 = crate::http::count_records(&f.batches);
@@ -731,6 +765,7 @@ async fn start_subscription(
     from: StartFrom,
     explicit: Option<Vec<RecordOffset>>,
     filter: Option<FilterSpec>,
+    map: Option<MapSpec>,
     credit_bytes: u64,
     format: Format,
     out: Outbox,
@@ -738,6 +773,9 @@ async fn start_subscription(
     let t = state.broker.topic(topic)?;
     let filter = filter
         .map(|spec| state.broker.filter(&spec.plugin, &spec.params))
+        .transpose()?;
+    let map = map
+        .map(|spec| state.broker.map(&spec.plugin, &spec.params))
         .transpose()?;
     let ids = match &explicit {
         Some(list) => list.iter().map(|p| p.partition).collect(),
@@ -802,6 +840,7 @@ async fn start_subscription(
         out,
         ended.clone(),
         filter,
+        map,
     ));
     Ok((
         Subscription {
@@ -827,6 +866,7 @@ async fn deliver(
     out: Outbox,
     ended: Arc<std::sync::atomic::AtomicBool>,
     filter: Option<sluice_broker::Filter>,
+    map: Option<sluice_broker::Map>,
 ) {
     let mut credit = credit_cell.subscribe();
     let mut watches: Vec<watch::Receiver<u64>> =
@@ -907,6 +947,17 @@ async fn deliver(
                 sent_any = true;
                 continue;
             }
+            let fetched = match &map {
+                Some(m) => match sluice_broker::Broker::apply_map(m, fetched).await {
+                    Ok(mapped) => mapped,
+                    Err(e) => {
+                        ended.store(true, std::sync::atomic::Ordering::Release);
+                        let _ = out.send(encode(format, &subscription_error(sid, e))).await;
+                        return;
+                    }
+                },
+                None => fetched,
+            };
             let size = fetched.batches.len() as i64;
             let n: u64 = crate::http::count_records(&fetched.batches);
             state.metrics.fetched(&topic, part.id, n, size as u64);

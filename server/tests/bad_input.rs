@@ -722,6 +722,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
         credit_bytes: u64::MAX,
         positions: None,
         filter: None,
+        map: None,
     };
     slow.send(1, sub, true).await;
 
@@ -743,6 +744,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
         max_bytes: None,
         max_wait_ms: None,
         filter: None,
+        map: None,
     };
     assert!(matches!(
         fresh.call(1, fetch, true).await,

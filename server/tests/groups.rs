@@ -459,6 +459,7 @@ async fn three_broadcast_consumers_each_get_every_record() {
                     credit_bytes: 1 << 20,
                     positions: None,
                     filter: None,
+                    map: None,
                 },
                 false,
             )
@@ -792,6 +793,7 @@ async fn a_subscription_learns_at_once_that_its_topic_was_deleted() {
                 credit_bytes: 1 << 20,
                 positions: None,
                 filter: None,
+                map: None,
             },
             false,
         )

@@ -68,6 +68,7 @@ async fn a_filter_runs_on_http_fetches_and_websocket_subscriptions() {
             plugin: "no-tombstones".into(),
             params: Default::default(),
         }),
+        map: None,
     };
     assert!(matches!(
         ws.call(1, sub, false).await.unwrap(),
@@ -155,6 +156,7 @@ async fn bad_modules_are_refused_at_upload_and_hostile_ones_fail_only_their_requ
         credit_bytes: 1 << 20,
         positions: None,
         filter: None,
+        map: None,
     };
     assert!(matches!(
         ws.call(1, sub, false).await.unwrap(),

@@ -206,6 +206,7 @@ async fn binary_frames_carry_batches_both_ways() {
         max_bytes: None,
         max_wait_ms: None,
         filter: None,
+        map: None,
     };
     let f = match ws.call(3, fetch, true).await {
         Ok(Answer::Fetched(f)) => f,
@@ -266,6 +267,7 @@ async fn binary_frames_carry_batches_both_ways() {
         credit_bytes: 1 << 20,
         positions: None,
         filter: None,
+        map: None,
     };
     ws.send(7, sub, true).await;
     let mut got = Vec::new();
@@ -554,6 +556,7 @@ async fn subscribe_partitions_must_be_distinct_and_not_empty() {
         credit_bytes: 1,
         positions: None,
         filter: None,
+        map: None,
     };
     assert_eq!(
         ws.call(3, twice, true).await.unwrap_err().code,
@@ -615,6 +618,7 @@ async fn pushes_say_how_much_credit_they_used() {
         credit_bytes: 1 << 20,
         positions: None,
         filter: None,
+        map: None,
     };
     bin.send(1, sub, true).await;
     let (mut next, mut total) = (0, 0);
@@ -846,6 +850,7 @@ async fn subscribe_can_resume_each_partition_from_its_own_offset() {
                 credit_bytes: 1 << 20,
                 positions: Some(positions.clone()),
                 filter: None,
+                map: None,
             },
             false,
         )

@@ -182,6 +182,7 @@ async fn a_subscription_whose_filter_drops_everything_still_reports_its_position
             plugin: "no-tombstones".into(),
             params: Default::default(),
         }),
+        map: None,
     };
     assert!(matches!(
         ws.call(2, sub, false).await.unwrap(),
@@ -248,6 +249,7 @@ async fn a_map_plugin_uploads_as_kind_map_and_is_refused_as_a_filter() {
             plugin: "same".into(),
             params: Default::default(),
         }),
+        map: None,
     };
     let e = ws.call(3, sub, true).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidPlugin, "{e:?}");

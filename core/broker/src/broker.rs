@@ -26,7 +26,7 @@ use groups_cluster::unexpected;
 use crate::group::{GroupConfig, Groups, OFFSETS_TOPIC};
 use crate::plugins::{PluginDescription, Plugins};
 use crate::topic::{Partition, Topic, TopicManifest, TopicSettings};
-use sluice_wasm::Filter;
+use sluice_wasm::{Filter, Map};
 
 /// Broker settings.
 #[derive(Debug, Clone)]
@@ -1221,6 +1221,37 @@ impl Broker {
             if let Some(next) = summary.next_offset {
                 info.next_offset = info.next_offset.max(next as u64);
             }
+            info.bytes = out.len();
+            Ok(Fetched { batches: out, info })
+        })
+        .await?
+    }
+
+    /// A map for a subscription or fetch: plugin `name` initialised with `params`. A plugin
+    /// of another kind is refused with `invalid_plugin`.
+    pub fn map(&self, name: &str, params: &BTreeMap<String, String>) -> Result<Map, ErrorBody> {
+        self.plugins.map_plugin(name, params)
+    }
+
+    /// Runs `map` over fetched (and possibly filtered) batches on the blocking pool: the same
+    /// batches, offsets and timestamps with each record rewritten; where to continue is
+    /// unchanged. A map that fails (trap, timeout, bad answer) is `plugin_failed`.
+    pub async fn apply_map(map: &Map, fetched: Fetched) -> Result<Fetched, ErrorBody> {
+        if fetched.batches.is_empty() {
+            return Ok(fetched);
+        }
+        let map = map.clone();
+        blocking(move || {
+            let mut out = Vec::with_capacity(fetched.batches.len());
+            map.map_batches(&fetched.batches, &mut out).map_err(|e| {
+                let code = if e.is_plugin_fault() {
+                    ErrorCode::PluginFailed
+                } else {
+                    ErrorCode::InvalidPlugin
+                };
+                ErrorBody::new(code, e.to_string())
+            })?;
+            let mut info = fetched.info;
             info.bytes = out.len();
             Ok(Fetched { batches: out, info })
         })

@@ -35,5 +35,5 @@ mod topic;
 pub use broker::{Broker, BrokerConfig, Fetched};
 pub use group::{GroupConfig, OFFSETS_TOPIC};
 pub use plugins::PluginDescription;
-pub use sluice_wasm::{Filter, FilterSummary};
+pub use sluice_wasm::{Filter, FilterSummary, Map};
 pub use topic::{DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, Partition, Topic, TopicSettings};

@@ -209,6 +209,21 @@ impl Plugins {
             .ok_or_else(|| unknown(name))?;
         plugin.filter(params).map_err(|e| invalid(e.to_string()))
     }
+
+    /// A map of plugin `name` with parameters (one instance pool per call).
+    pub(crate) fn map_plugin(
+        &self,
+        name: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<sluice_wasm::Map, ErrorBody> {
+        let plugin = self
+            .map
+            .read()
+            .get(name)
+            .map(|e| e.plugin.clone())
+            .ok_or_else(|| unknown(name))?;
+        plugin.map(params).map_err(|e| invalid(e.to_string()))
+    }
 }
 
 /// sha256 of `bytes`, hex (as plugin descriptions give it).

@@ -103,6 +103,9 @@ pub enum Request {
         /// A filter plugin run on the records before they are returned.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         filter: Option<FilterSpec>,
+        /// A map plugin run on the records (after the filter) before they are returned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        map: Option<MapSpec>,
     },
     /// Offsets of a topic's partitions, optionally the offset for a timestamp.
     ListOffsets {
@@ -133,6 +136,9 @@ pub enum Request {
         /// A filter plugin run on the records before they are pushed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         filter: Option<FilterSpec>,
+        /// A map plugin run on the records (after the filter) before they are pushed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        map: Option<MapSpec>,
     },
     /// Grant a subscription more byte credit.
     Credit {
@@ -365,6 +371,40 @@ mod tests {
                 credit_bytes: 100,
                 positions: None,
                 filter: None,
+                map: None,
+            },
+        });
+        round_trip(&ClientFrame {
+            id: 6,
+            request: Request::Subscribe {
+                topic: "t".into(),
+                partitions: Some(vec![0]),
+                from: StartFrom::Earliest,
+                credit_bytes: 100,
+                positions: None,
+                filter: Some(FilterSpec {
+                    plugin: "grep".into(),
+                    params: [("keyword".to_string(), "x".to_string())].into(),
+                }),
+                map: Some(MapSpec {
+                    plugin: "tag".into(),
+                    params: [("value".to_string(), "upper".to_string())].into(),
+                }),
+            },
+        });
+        round_trip(&ClientFrame {
+            id: 7,
+            request: Request::Fetch {
+                topic: "t".into(),
+                partition: 0,
+                offset: 3,
+                max_bytes: None,
+                max_wait_ms: None,
+                filter: None,
+                map: Some(MapSpec {
+                    plugin: "tag".into(),
+                    params: Default::default(),
+                }),
             },
         });
         round_trip(&ClientFrame {

@@ -597,6 +597,19 @@ pub struct FilterSpec {
     pub params: BTreeMap<String, String>,
 }
 
+/// A map plugin attached to a subscription or fetch: it runs in the broker, after the filter
+/// if there is one, and rewrites each record's key, value and headers before it is sent.
+/// Offsets, timestamps and positions are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MapSpec {
+    /// The uploaded plugin's name (a `map` plugin).
+    pub plugin: String,
+    /// Parameters given to the plugin's `init`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
 /// An uploaded plugin as clients see it: what it is and how it has been doing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

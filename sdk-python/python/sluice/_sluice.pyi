@@ -456,6 +456,13 @@ class AsyncProducer:
         tb: Optional[TracebackType],
     ) -> Awaitable[None]: ...
 
+class Done:
+    """An awaitable that is already done (``await`` gives ``None`` at once)."""
+
+    def __await__(self) -> Iterator[None]: ...
+    def __iter__(self) -> "Done": ...
+    def __next__(self) -> None: ...
+
 class AsyncConsumer:
     """:class:`Consumer` for asyncio: ``async for record in consumer``. Connects and
     subscribes on first use, ``await start()`` or ``async with``."""
