@@ -263,6 +263,12 @@ async fn three_brokers_share_topics_with_replicas_spread_evenly() {
     assert_eq!(body["replication_factor"], 3);
     for id in 1..=3 {
         let t = c.wait_http(id, "/v1/topics/orders", 200).await;
+        // Descriptions name each partition's leader, replicas and ISR (the console shows them).
+        for p in t["partitions"].as_array().unwrap() {
+            assert!(p["leader"].is_u64(), "{p}");
+            assert_eq!(p["replicas"].as_array().map(Vec::len), Some(3), "{p}");
+            assert!(p["replica_role"].is_string(), "{p}");
+        }
         assert_eq!(t["partitions"].as_array().unwrap().len(), 6);
     }
     let status = c.status(1).await;

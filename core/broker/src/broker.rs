@@ -451,7 +451,22 @@ impl Broker {
 
     /// Describes a topic.
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription, ErrorBody> {
-        Ok(self.topic(name)?.describe())
+        let topic = self.topic(name)?;
+        let mut d = topic.describe();
+        if let Some(cluster) = self.cluster.get() {
+            let view = cluster.view();
+            if let Some(t) = view.meta.topics.get(name) {
+                for (info, pm) in d.partitions.iter_mut().zip(&t.partitions) {
+                    info.leader = Some(pm.leader);
+                    info.replicas = Some(pm.replicas.clone());
+                    info.isr = Some(pm.isr.clone());
+                }
+            }
+            for (info, part) in d.partitions.iter_mut().zip(topic.partitions()) {
+                info.replica_role = Some(part.role_name().to_string());
+            }
+        }
+        Ok(d)
     }
 
     /// Changes settings and/or grows the partition count.

@@ -329,6 +329,10 @@ impl Partition {
             log_end_offset: self.log.log_end_offset(),
             size_bytes: segments.iter().map(|s| s.size_bytes).sum(),
             segments: segments.len() as u32,
+            leader: None,
+            replicas: None,
+            isr: None,
+            replica_role: None,
         }
     }
 }

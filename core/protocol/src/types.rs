@@ -192,6 +192,19 @@ pub struct PartitionInfo {
     pub size_bytes: u64,
     /// Segment files.
     pub segments: u32,
+    /// Cluster mode: the broker leading the partition (absent on a single broker, which leads
+    /// everything; null while the partition has no leader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<Option<u32>>,
+    /// Cluster mode: the replicas (preferred leader first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<Vec<u32>>,
+    /// Cluster mode: the in-sync replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isr: Option<Vec<u32>>,
+    /// The figures above come from this broker's replica, which may lag the leader's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_role: Option<String>,
 }
 
 /// A topic with its partitions and settings.
