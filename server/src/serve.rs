@@ -182,7 +182,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "SLUICE_CONTROLLER_ELECTION_TIMEOUT_MS",
-        default_value_t = 600
+        default_value_t = 400
     )]
     pub controller_election_timeout_ms: u64,
     /// A follower replica that has not caught up with its leader for this long leaves the

@@ -655,12 +655,19 @@ impl Cluster {
             let is_controller = self.is_controller();
             if is_controller {
                 if !was_controller {
-                    // A new controller gives every broker a full session to show up.
-                    let now = Instant::now();
+                    // A new controller gives every broker a grace of four heartbeat intervals
+                    // (capped by the session timeout) to find it, counted as if each had
+                    // last been heard just before: live brokers send their next heartbeat
+                    // here within one interval, and a broker that died with the old
+                    // controller is declared dead without waiting a whole extra session.
+                    let grace = (every * 4).min(session);
+                    let seen = Instant::now()
+                        .checked_sub(session.saturating_sub(grace))
+                        .unwrap_or_else(Instant::now);
                     let mut heard = self.heard.lock();
                     heard.clear();
                     for b in self.view().meta.brokers.values() {
-                        heard.insert(b.id, (now, b.addr.clone()));
+                        heard.insert(b.id, (seen, b.addr.clone()));
                     }
                     tracing::info!(node = self.config.node_id, "this broker is the controller");
                 }
