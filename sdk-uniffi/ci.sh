@@ -69,7 +69,7 @@ kt="$(find "$out/kotlin" -name 'sluice_ffi.kt')"
 check "$kt" "^package dev.sluice" \
   "class SluiceClient" "suspend fun \`connect\`(" "suspend fun \`connectWith\`(" \
   "fun \`admin\`(" "fun \`producer\`(" "suspend fun \`consumer\`(" "fun \`close\`(" \
-  "class SluiceProducer" "suspend fun \`send\`(" "suspend fun \`sendBatch\`(" "suspend fun \`flush\`(" \
+  "class SluiceProducer" "suspend fun \`send\`(" "suspend fun \`sendBatch\`(" "suspend fun \`sendValues\`(" "suspend fun \`flush\`(" \
   "class SluiceConsumer" "suspend fun \`pollBatch\`(" "suspend fun \`commit\`(" \
   "suspend fun \`commitOffsets\`(" "suspend fun \`seek\`(" \
   "class SluiceAdmin" "suspend fun \`createTopic\`(" "suspend fun \`listTopics\`(" \
@@ -86,7 +86,7 @@ check "$swift" \
   "func admin()" "func producer(options: ProducerOptions) \?throws" \
   "func consumer(options: ConsumerOptions) \?async throws" "func close()" \
   "class SluiceProducer" "func send(record: ProducerRecord) \?async throws" \
-  "func sendBatch(records: \[ProducerRecord\]) \?async throws" "func flush() \?async throws" \
+  "func sendBatch(records: \[ProducerRecord\]) \?async throws" "func sendValues(topic: String, values: \[Data\], keys: \[Data\]?)" "func flush() \?async throws" \
   "class SluiceConsumer" "func pollBatch(max: UInt32, timeoutMs: UInt64) \?async throws" \
   "func commit() \?async throws" "func commitOffsets(offsets: \[TopicPartitionOffset\])" \
   "func seek(topic: String, partition: UInt32, offset: UInt64) \?async throws" \
