@@ -52,7 +52,7 @@ for lang in python kotlin swift; do
   step "generating $lang bindings into $out/$lang"
   rm -rf "${out:?}/$lang"
   mkdir -p "$out/$lang"
-  (cd "$here" && "$bindgen" generate --library "$lib" --language "$lang" --out-dir "$out/$lang" >/dev/null)
+  (cd "$here" && "$bindgen" generate --library "$lib" --language "$lang" --out-dir "$out/$lang" --no-format >/dev/null)
 done
 cp "$lib" "$out/python/"
 
@@ -66,10 +66,10 @@ check() {  # check <file> <what>...
 }
 kt="$(find "$out/kotlin" -name 'sluice_ffi.kt')"
 [ -n "$kt" ] || { echo "no sluice_ffi.kt generated" >&2; exit 1; }
-check "$kt" \
+check "$kt" "^package dev.sluice" \
   "class SluiceClient" "suspend fun \`connect\`(" "suspend fun \`connectWith\`(" \
   "fun \`admin\`(" "fun \`producer\`(" "suspend fun \`consumer\`(" "fun \`close\`(" \
-  "class SluiceProducer" "suspend fun \`send\`(" "suspend fun \`sendBatch\`(" "suspend fun \`flush\`(" \
+  "class SluiceProducer" "suspend fun \`send\`(" "suspend fun \`sendBatch\`(" "suspend fun \`sendValues\`(" "suspend fun \`flush\`(" \
   "class SluiceConsumer" "suspend fun \`pollBatch\`(" "suspend fun \`commit\`(" \
   "suspend fun \`commitOffsets\`(" "suspend fun \`seek\`(" \
   "class SluiceAdmin" "suspend fun \`createTopic\`(" "suspend fun \`listTopics\`(" \
@@ -78,7 +78,7 @@ check "$kt" \
   "sealed class SluiceException" "class Broker(" "data class ProducerRecord" \
   "data class ConsumedRecord" "data class RecordMetadata" "data class FilterOptions" \
   "AutoCloseable"
-swift="$out/swift/sluice_ffi.swift"
+swift="$out/swift/Sluice.swift"
 # (Swift's generator writes `)async throws` in the classes, `) async throws` in the protocols.)
 check "$swift" \
   "class SluiceClient" "static func connect(url: String) \?async throws" \
@@ -86,7 +86,7 @@ check "$swift" \
   "func admin()" "func producer(options: ProducerOptions) \?throws" \
   "func consumer(options: ConsumerOptions) \?async throws" "func close()" \
   "class SluiceProducer" "func send(record: ProducerRecord) \?async throws" \
-  "func sendBatch(records: \[ProducerRecord\]) \?async throws" "func flush() \?async throws" \
+  "func sendBatch(records: \[ProducerRecord\]) \?async throws" "func sendValues(topic: String, values: \[Data\], keys: \[Data\]?)" "func flush() \?async throws" \
   "class SluiceConsumer" "func pollBatch(max: UInt32, timeoutMs: UInt64) \?async throws" \
   "func commit() \?async throws" "func commitOffsets(offsets: \[TopicPartitionOffset\])" \
   "func seek(topic: String, partition: UInt32, offset: UInt64) \?async throws" \
@@ -96,7 +96,7 @@ check "$swift" \
   "func uploadPlugin(name: String, module: Data)" "func listPlugins()" "func deletePlugin(name: String)" \
   "enum SluiceError" "case Broker(" "case InvalidInput(" "case Closed" \
   "struct ProducerRecord" "struct ConsumedRecord" "struct RecordMetadata" "struct FilterOptions"
-for f in "$out/swift/sluice_ffiFFI.h" "$out/swift/sluice_ffiFFI.modulemap"; do
+for f in "$out/swift/SluiceFFI.h" "$out/swift/SluiceFFI.modulemap"; do
   [ -s "$f" ] || { echo "missing $f" >&2; exit 1; }
 done
 

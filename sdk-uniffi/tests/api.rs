@@ -135,8 +135,47 @@ async fn send_batch_then_consume_as_a_group_and_commit() {
         .expect("send");
     assert_eq!(one.partition, 1);
     assert_eq!(one.offset, Some(per_partition[&1].len() as u64));
+    // The columnar form: values and keys, a summary per partition.
+    let keys: Vec<Vec<u8>> = (0..300).map(|i| format!("v{i}").into_bytes()).collect();
+    let values: Vec<Vec<u8>> = (0..300)
+        .map(|i| format!("value {i}").into_bytes())
+        .collect();
+    let summary = producer
+        .send_values("orders".into(), values, Some(keys.clone()))
+        .await
+        .expect("send_values");
+    assert_eq!(summary.topic, "orders");
+    assert_eq!(
+        summary.partitions.iter().map(|p| p.records).sum::<u64>(),
+        300
+    );
+    for p in &summary.partitions {
+        let expected = keys
+            .iter()
+            .filter(|k| sluice_client::partition_for_key(k, 3) == p.partition)
+            .count() as u64;
+        assert_eq!(p.records, expected, "partition {}", p.partition);
+        // Nothing else writes to the topic: the offsets follow the 1001 records before.
+        let before = per_partition.get(&p.partition).map_or(0, Vec::len) as u64
+            + u64::from(p.partition == 1);
+        assert_eq!(p.first_offset, Some(before));
+        assert_eq!(p.last_offset, Some(before + expected - 1));
+    }
     producer.flush().await.expect("flush");
     producer.close().await.expect("close");
+    // Read them back and leave the group consumer below the 1001 records of send/send_batch.
+    let broadcast = client
+        .consumer(consumer_options("orders"))
+        .await
+        .expect("broadcast consumer");
+    let all = poll_n(&broadcast, 1301).await;
+    let from_values: Vec<_> = all
+        .iter()
+        .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(b"v")))
+        .collect();
+    assert_eq!(from_values.len(), 300);
+    assert!(from_values.iter().all(|r| r.headers.is_empty()));
+    broadcast.close().await.unwrap();
 
     let consumer = client
         .consumer(ConsumerOptions {
@@ -145,10 +184,11 @@ async fn send_batch_then_consume_as_a_group_and_commit() {
         })
         .await
         .expect("group consumer");
-    let got = poll_n(&consumer, 1001).await;
-    assert_eq!(got.len(), 1001);
+    let got = poll_n(&consumer, 1301).await;
+    assert_eq!(got.len(), 1301);
     let mut values: Vec<usize> = got
         .iter()
+        .filter(|r| !r.headers.is_empty())
         .map(|r| {
             let i: usize = std::str::from_utf8(&r.headers[0].value.clone().unwrap())
                 .unwrap()
@@ -177,7 +217,7 @@ async fn send_batch_then_consume_as_a_group_and_commit() {
         .iter()
         .map(|p| p.committed.unwrap_or(0))
         .sum();
-    assert_eq!(committed, 1001);
+    assert_eq!(committed, 1301);
     assert!(described.partitions.iter().all(|p| p.lag == 0));
 
     // Seek back and read partition 1 again from its start.
@@ -186,7 +226,8 @@ async fn send_batch_then_consume_as_a_group_and_commit() {
         consumer.position("orders".into(), 1).await.unwrap(),
         Some(0)
     );
-    let again = poll_n(&consumer, per_partition[&1].len() + 1).await;
+    let in_p1 = got.iter().filter(|r| r.partition == 1).count();
+    let again = poll_n(&consumer, in_p1).await;
     assert!(again.iter().all(|r| r.partition == 1));
     assert_eq!(again[0].offset, 0);
 
@@ -341,6 +382,21 @@ async fn errors_carry_the_broker_code() {
     let too_many = (0..100_001).map(|i| record("t", i)).collect();
     let err = producer.send_batch(too_many).await.unwrap_err();
     assert!(matches!(err, SluiceError::InvalidInput { .. }), "{err:?}");
+    let err = producer
+        .send_values("t".into(), vec![b"a".to_vec(), b"b".to_vec()], Some(vec![]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SluiceError::InvalidInput { .. }), "{err:?}");
+    let err = producer
+        .send_values("t".into(), vec![vec![]; 100_001], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SluiceError::InvalidInput { .. }), "{err:?}");
+    let err = producer
+        .send_values("nope".into(), vec![b"a".to_vec()], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_topic");
     producer.close().await.unwrap();
     assert_eq!(
         producer.send(record("t", 0)).await.unwrap_err(),

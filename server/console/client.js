@@ -11,7 +11,7 @@
 // What it does: the hello handshake, correlation ids (one promise per request, answers in any
 // order), typed errors (`SluiceError` with the protocol's `.code`), subscriptions as async
 // iterables under credit-based flow control (credit is granted back as the application takes
-// records), filter plugins run by the broker on a subscription's or fetch's records,
+// records), filter and map plugins run by the broker on a subscription's or fetch's records,
 // consumer-group membership (heartbeats, assignment pushes, revoke-then-report,
 // offset commits, leave on close), and reconnection with backoff that resumes every
 // subscription from the offset after the last record it delivered.
@@ -155,32 +155,42 @@ function wireFrom(from) {
   throw new SluiceError('bad_request', `from must be 'earliest', 'latest', {offset} or {timestamp}, not ${JSON.stringify(from)}`);
 }
 
-/** Most filter parameters this client sends. */
+/** Most parameters this client sends to a filter or map plugin. */
 const MAX_FILTER_PARAMS = 64;
 
 /**
- * A filter as the protocol wants it (`{plugin, params}` with string values, §10.2), from a
- * plugin name or `{plugin, params}`; `undefined` for none. Parameter values are sent as text
- * (numbers and booleans as their JSON text).
+ * A plugin attachment (`what`: 'filter' or 'map') as the protocol wants it (`{plugin, params}`
+ * with string values, §10.2), from a plugin name or `{plugin, params}`; `undefined` for none.
+ * Parameter values are sent as text (numbers and booleans as their JSON text).
  */
-function wireFilter(filter) {
-  if (filter === undefined || filter === null) return undefined;
-  const spec = typeof filter === 'string' ? { plugin: filter } : filter;
+function wirePlugin(what, given) {
+  if (given === undefined || given === null) return undefined;
+  const spec = typeof given === 'string' ? { plugin: given } : given;
   if (typeof spec !== 'object' || typeof spec.plugin !== 'string' || !spec.plugin) {
-    throw new SluiceError('bad_request', `filter must be a plugin name or {plugin, params}, not ${JSON.stringify(filter)}`);
+    throw new SluiceError('bad_request', `${what} must be a plugin name or {plugin, params}, not ${JSON.stringify(given)}`);
   }
   const entries = spec.params instanceof Map ? [...spec.params] : Object.entries(spec.params || {});
   if (entries.length > MAX_FILTER_PARAMS) {
-    throw new SluiceError('bad_request', `a filter takes at most ${MAX_FILTER_PARAMS} parameters, not ${entries.length}`);
+    throw new SluiceError('bad_request', `a ${what} takes at most ${MAX_FILTER_PARAMS} parameters, not ${entries.length}`);
   }
   const params = {};
   for (const [k, v] of entries) {
     if (typeof v === 'object' && v !== null) {
-      throw new SluiceError('bad_request', `filter parameter ${JSON.stringify(k)} must be text, a number or a boolean`);
+      throw new SluiceError('bad_request', `${what} parameter ${JSON.stringify(k)} must be text, a number or a boolean`);
     }
     params[k] = String(v);
   }
   return { plugin: spec.plugin, params };
+}
+
+/** A filter attachment for the protocol (see `wirePlugin`). */
+function wireFilter(filter) {
+  return wirePlugin('filter', filter);
+}
+
+/** A map attachment for the protocol (see `wirePlugin`). */
+function wireMap(map) {
+  return wirePlugin('map', map);
 }
 
 /** The WebSocket URL for `url`: default from the page's location; http(s) bases accepted. */
@@ -673,14 +683,17 @@ export class Client extends Emitter {
   /**
    * Reads records of one partition from `offset` (long-polls up to `maxWaitMs`). With
    * `filter` (a plugin name or `{plugin, params}`) only the records the plugin keeps come back,
-   * and `nextOffset` is past the dropped ones.
+   * and `nextOffset` is past the dropped ones. With `map` (a map plugin, the same forms) the
+   * records come back as the plugin rewrote them (after the filter), offsets unchanged.
    */
-  async fetch(topic, partition, offset, { maxBytes, maxWaitMs, filter } = {}) {
+  async fetch(topic, partition, offset, { maxBytes, maxWaitMs, filter, map } = {}) {
     const fields = { topic, partition, offset };
     if (maxBytes !== undefined) fields.max_bytes = maxBytes;
     if (maxWaitMs !== undefined) fields.max_wait_ms = maxWaitMs;
     const f = wireFilter(filter);
     if (f) fields.filter = f;
+    const m = wireMap(map);
+    if (m) fields.map = m;
     const ok = await this.request('fetch', fields);
     return {
       records: (ok.records || []).map((r) => decodeRecord(topic, partition, r)),
@@ -696,7 +709,9 @@ export class Client extends Emitter {
    * accepted it (so `unknown_topic` and friends reject here). Options: `topic`, `partitions`
    * (default all), `from` ('earliest' | 'latest' (default) | {offset} | {timestamp}),
    * `creditBytes` (the flow-control window, default 256 KiB), `filter` (an uploaded filter
-   * plugin: its name or `{plugin, params}`; the broker pushes only the records it keeps).
+   * plugin: its name or `{plugin, params}`; the broker pushes only the records it keeps),
+   * `map` (an uploaded map plugin, the same forms; the broker pushes the records as it
+   * rewrote them, after the filter, with their offsets and timestamps).
    */
   async subscribe(options) {
     const s = new Subscription(this, options);
@@ -713,7 +728,7 @@ export class Client extends Emitter {
    * (default true: commits consumed offsets every `autoCommitIntervalMs`, on revoke and on
    * close), `creditBytes` per partition (default 128 KiB), `sessionTimeoutMs`, `assignor`,
    * `instanceId` (static membership), `filter` (as for `subscribe`: only kept records are
-   * delivered; commits still move past the dropped ones).
+   * delivered; commits still move past the dropped ones), `map` (as for `subscribe`).
    */
   async joinGroup(options) {
     const m = new GroupMember(this, options);
@@ -850,6 +865,8 @@ export class Subscription {
     this._creditBytes = Math.max(1, options.creditBytes ?? 256 * 1024);
     /** The filter plugin the broker runs for this subscription (`{plugin, params}`), if any. */
     this.filter = wireFilter(options.filter);
+    /** The map plugin the broker runs for this subscription (`{plugin, params}`), if any. */
+    this.map = wireMap(options.map);
     // A group member's partitions share the member's queue, which outlives each of them.
     this._ownsQueue = !options._queue;
     this._queue = options._queue || new RecordQueue();
@@ -879,6 +896,7 @@ export class Subscription {
     const fields = { topic: this.topic, from, credit_bytes: this._creditBytes };
     if (partitions) fields.partitions = partitions;
     if (this.filter) fields.filter = this.filter;
+    if (this.map) fields.map = this.map;
     return this._client.request('subscribe', fields, {
       sync: (ok) => {
         if (this._closed) {
@@ -1058,6 +1076,8 @@ export class GroupMember extends Emitter {
     this._instanceId = options.instanceId;
     /** The filter plugin run on every partition this member consumes, if any. */
     this.filter = wireFilter(options.filter);
+    /** The map plugin run on every partition this member consumes, if any. */
+    this.map = wireMap(options.map);
     this._queue = new RecordQueue();
     /** The id the broker gave this member. */
     this.memberId = null;
@@ -1218,6 +1238,7 @@ export class GroupMember extends Emitter {
           from: at !== undefined ? { offset: at } : this._from,
           creditBytes: this._creditBytes,
           filter: this.filter,
+          map: this.map,
           _queue: this._queue,
           _member: this,
         });

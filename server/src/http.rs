@@ -60,6 +60,86 @@ fn body(bytes: Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<Bytes> 
     })
 }
 
+/// Most bytes of a request body that a handler left unread (a body over
+/// `--max-request-bytes`, answered 413 after its first bytes) the server reads and discards.
+const DRAIN_MAX_BYTES: u64 = 64 << 20;
+/// Longest time the server spends reading and discarding such a body.
+const DRAIN_MAX_MS: u64 = 10_000;
+
+/// Gives every request with a body one that, when a handler drops it unread, reads and discards
+/// the rest (up to [`DRAIN_MAX_BYTES`] and [`DRAIN_MAX_MS`]) while the answer goes out.
+///
+/// Without this, a body refused after its first bytes (413) leaves the connection with request
+/// bytes still coming: the server answers and closes, the client's next write of its body meets
+/// a reset, and the client reports that reset instead of the 413 (a race: it depends on how
+/// much of the body the client had sent when the answer came). Requests without a body are
+/// passed through untouched.
+async fn drain_unread_bodies(req: Request, next: Next) -> Response {
+    use axum::body::HttpBody;
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let req = req.map(|body| {
+        axum::body::Body::from_stream(DrainOnDrop {
+            inner: Some(body.into_data_stream()),
+            finished: false,
+        })
+    });
+    next.run(req).await
+}
+
+/// A request body's data; reading what is left of it when dropped before its end.
+struct DrainOnDrop {
+    inner: Option<axum::body::BodyDataStream>,
+    /// The body ended (or failed): nothing to drain.
+    finished: bool,
+}
+
+impl futures_util::Stream for DrainOnDrop {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let polled = std::pin::Pin::new(inner).poll_next(cx);
+        if matches!(polled, std::task::Poll::Ready(None | Some(Err(_)))) {
+            self.finished = true;
+        }
+        polled
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let Some(mut rest) = self.inner.take() else {
+            return;
+        };
+        if self.finished {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            use futures_util::StreamExt;
+            let mut left = DRAIN_MAX_BYTES;
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(DRAIN_MAX_MS), async {
+                while let Some(Ok(chunk)) = rest.next().await {
+                    left = left.saturating_sub(chunk.len() as u64);
+                    if left == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
 fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(bytes).map_err(|e| bad_request(format!("malformed JSON body: {e}")))
 }
@@ -137,6 +217,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(drain_unread_bodies))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

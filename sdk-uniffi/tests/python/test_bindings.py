@@ -152,7 +152,16 @@ class BindingsTest(unittest.IsolatedAsyncioTestCase):
         self.assertIn("big", [p.name for p in await admin.list_plugins()])
 
         producer = client.producer(sf.ProducerOptions(linger_ms=1))
-        await producer.send_batch([record("events", i) for i in range(300)])
+        # The columnar call: values only, a summary per partition back.
+        summary = await producer.send_values(
+            "events", [json.dumps({"n": i}).encode() for i in range(300)], None)
+        self.assertEqual(summary.topic, "events")
+        self.assertEqual(sum(p.records for p in summary.partitions), 300)
+        for p in summary.partitions:
+            self.assertEqual(p.first_offset, 0)
+            self.assertEqual(p.last_offset, p.records - 1)
+        with self.assertRaises(sf.SluiceError.InvalidInput):
+            await producer.send_values("events", [b"a", b"b"], [b"k"])
         await producer.close()
 
         consumer = await client.consumer(sf.ConsumerOptions(
