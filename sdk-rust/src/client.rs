@@ -197,7 +197,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("url", &self.inner.shared.url)
+            .field("url", &self.inner.shared.url())
             .finish_non_exhaustive()
     }
 }
@@ -217,7 +217,9 @@ impl Drop for Inner {
 
 /// What the background reconnection task shares with the clones.
 pub(crate) struct Shared {
-    url: String,
+    /// The bootstrap brokers' WebSocket URLs; `current` is the one in use (or tried last).
+    urls: Vec<String>,
+    current: std::sync::atomic::AtomicUsize,
     pub options: ClientOptions,
     next_id: AtomicU64,
     next_generation: AtomicU64,
@@ -235,7 +237,9 @@ struct State {
 impl Client {
     /// Connects with default [`ClientOptions`]. `url` is `ws://host:port` (the WebSocket
     /// endpoint `/v1/ws` is added when the URL has no path), `http://host:port` (mapped to
-    /// `ws://host:port/v1/ws`) or just `host:port`.
+    /// `ws://host:port/v1/ws`) or just `host:port` — or several of them, comma-separated, for
+    /// a cluster: the client connects to the first that answers and, when that broker goes
+    /// away, reconnects to the next one (any broker of a cluster serves every request).
     ///
     /// Fails with [`Error::Connection`] when the broker cannot be reached, [`Error::Timeout`]
     /// when it does not answer in time, and [`Error::InvalidInput`] for a bad URL.
@@ -245,16 +249,44 @@ impl Client {
 
     /// Connects with the given options; see [`Client::connect`].
     pub async fn connect_with(url: &str, options: ClientOptions) -> Result<Client> {
-        let url = ws_url(url)?;
+        let urls = url
+            .split(',')
+            .filter(|u| !u.trim().is_empty())
+            .map(ws_url)
+            .collect::<Result<Vec<_>>>()?;
+        if urls.is_empty() {
+            return Err(Error::InvalidInput(
+                "no broker address given; pass ws://host:port (or several, comma-separated)".into(),
+            ));
+        }
         let shared = Arc::new(Shared {
-            url,
+            urls,
+            current: Default::default(),
             options,
             next_id: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),
             state: watch::Sender::new(State::default()),
             group_pushes: Default::default(),
         });
-        let conn = shared.open().await?;
+        // The first bootstrap broker that answers.
+        let mut first_error = None;
+        let mut opened = None;
+        for _ in 0..shared.urls.len() {
+            match shared.open().await {
+                Ok(c) => {
+                    opened = Some(c);
+                    break;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    shared.advance();
+                }
+            }
+        }
+        let conn = match opened {
+            Some(c) => c,
+            None => return Err(first_error.expect("at least one URL was tried")),
+        };
         shared.state.send_modify(|s| s.conn = Some(conn.clone()));
         let manager = tokio::spawn(reconnect(shared.clone(), conn)).abort_handle();
         Ok(Client {
@@ -262,9 +294,9 @@ impl Client {
         })
     }
 
-    /// The WebSocket URL in use.
+    /// The WebSocket URL of the broker in use (or tried last while reconnecting).
     pub fn url(&self) -> &str {
-        &self.inner.shared.url
+        self.inner.shared.url()
     }
 
     /// The broker's answer to `hello` on the current connection (protocol version, server
@@ -390,25 +422,35 @@ impl Client {
 }
 
 impl Shared {
-    /// Opens a connection and says hello.
+    fn url(&self) -> &str {
+        &self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()]
+    }
+
+    /// Moves on to the next bootstrap broker.
+    fn advance(&self) {
+        self.current.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Opens a connection to the current broker and says hello.
     async fn open(&self) -> Result<Arc<Conn>> {
         let options = &self.options;
         let config = WebSocketConfig::default()
             .max_message_size(Some(options.max_receive_bytes))
             .max_frame_size(Some(options.max_receive_bytes));
-        let connect = tokio_tungstenite::connect_async_with_config(&self.url, Some(config), true);
+        let connect = tokio_tungstenite::connect_async_with_config(self.url(), Some(config), true);
         let ws = match tokio::time::timeout(options.connect_timeout(), connect).await {
             Ok(Ok((ws, _response))) => ws,
             Ok(Err(e)) => {
                 return Err(Error::Connection(format!(
                     "cannot connect to {}: {e}",
-                    self.url
+                    self.url()
                 )));
             }
             Err(_) => {
                 return Err(Error::Timeout(format!(
                     "connecting to {} took longer than {} ms",
-                    self.url, options.connect_timeout_ms
+                    self.url(),
+                    options.connect_timeout_ms
                 )));
             }
         };
@@ -441,7 +483,7 @@ impl Shared {
                         hello.version
                     )));
                 }
-                tracing::debug!(url = %self.url, server = %hello.server, generation, "connected");
+                tracing::debug!(url = %self.url(), server = %hello.server, generation, "connected");
                 conn.set_hello(hello, options.max_in_flight);
                 Ok(conn)
             }
@@ -479,8 +521,8 @@ impl Shared {
                 Err(_) => {
                     let last = self.state.borrow().last_error.clone();
                     return Err(Error::Connection(match last {
-                        Some(e) => format!("not connected to {}: {e}", self.url),
-                        None => format!("not connected to {}", self.url),
+                        Some(e) => format!("not connected to {}: {e}", self.url()),
+                        None => format!("not connected to {}", self.url()),
                     }));
                 }
             }
@@ -507,7 +549,7 @@ async fn reconnect(shared: Arc<Shared>, mut conn: Arc<Conn>) {
         if shared.state.borrow().closed {
             return;
         }
-        tracing::info!(url = %shared.url, %reason, "connection lost; reconnecting");
+        tracing::info!(url = %shared.url(), %reason, "connection lost; reconnecting");
         shared.state.send_modify(|s| {
             s.conn = None;
             s.last_error = Some(reason);
@@ -528,16 +570,24 @@ async fn reconnect(shared: Arc<Shared>, mut conn: Arc<Conn>) {
                         c.close();
                         return;
                     }
-                    tracing::info!(url = %shared.url, "reconnected");
+                    tracing::info!(url = %shared.url(), "reconnected");
                     conn = c;
                     break;
                 }
                 Err(e) => {
-                    tracing::debug!(url = %shared.url, error = %e, "reconnect failed");
+                    tracing::debug!(url = %shared.url(), error = %e, "reconnect failed");
                     shared
                         .state
                         .send_modify(|s| s.last_error = Some(e.to_string()));
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    // Try the next bootstrap broker; back off once every one was tried.
+                    shared.advance();
+                    if shared
+                        .current
+                        .load(Ordering::Relaxed)
+                        .is_multiple_of(shared.urls.len())
+                    {
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
                     if shared.state.borrow().closed {
                         return;
                     }

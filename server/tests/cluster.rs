@@ -1349,3 +1349,86 @@ async fn a_new_broker_joins_the_quorum_and_takes_replicas() {
         .await;
     assert_eq!(s, 201, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_client_with_a_bootstrap_list_survives_its_broker_dying() {
+    use futures_util::StreamExt;
+    use sluice_client::{Client, ConsumerOptions, ProducerOptions, ProducerRecord, StartFrom};
+
+    let mut c = TestCluster::start(3);
+    c.wait_ready(1, 3).await;
+    let (s, body) = c
+        .post(1, "/v1/topics", json!({"name": "boot", "partitions": 2}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    c.wait_for(1, "boot in sync", |v| {
+        topic(v, "boot").is_some_and(|t| {
+            t["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["isr"].as_array().map(Vec::len) == Some(3))
+        })
+    })
+    .await;
+    for id in 1..=3 {
+        c.wait_http(id, "/v1/topics/boot", 200).await;
+    }
+    let list = (1..=3)
+        .map(|id| format!("ws://127.0.0.1:{}", c.nodes[id - 1].port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let client = Client::connect(&list).await.unwrap();
+    let first = client.url().to_string();
+    let connected = (1..=3u32)
+        .find(|id| first.contains(&format!(":{}/", c.nodes[*id as usize - 1].port)))
+        .expect("connected to one of the list");
+    let producer = client.producer(ProducerOptions::new());
+    let mut consumer = client
+        .consumer(ConsumerOptions::new(["boot"]).start(StartFrom::Earliest))
+        .await
+        .unwrap();
+    let mut sent = 0;
+    for i in 0..20 {
+        producer
+            .send(ProducerRecord::new("boot", format!("a{i}")).with_key(format!("k{i}")))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        sent += 1;
+    }
+    // The broker the client talks to dies: it moves on to the next one in the list.
+    c.kill(connected);
+    for i in 0..20 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = producer
+                .send(ProducerRecord::new("boot", format!("b{i}")).with_key(format!("k{i}")))
+                .await;
+            match r {
+                Ok(h) => match h.await {
+                    Ok(_) => break,
+                    Err(e) => assert!(e.is_retriable() && Instant::now() < deadline, "{e}"),
+                },
+                Err(e) => assert!(e.is_retriable() && Instant::now() < deadline, "{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        sent += 1;
+    }
+    assert_ne!(client.url(), first, "the client moved to another broker");
+    let mut got = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < sent {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {sent} records arrived",
+            got.len()
+        );
+        if let Ok(Some(Ok(r))) = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await
+        {
+            got.insert(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+    }
+}
