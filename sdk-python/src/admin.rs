@@ -103,12 +103,13 @@ fn name(value: String, what: &str) -> PyResult<String> {
 fn create_topic(
     topic: String,
     partitions: u32,
-    replication_factor: u16,
+    replication_factor: Option<u16>,
     config: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Op> {
+    // None lets the broker choose (1 alone, 3 in a cluster of three or more).
     let mut t = NewTopic::new(name(topic, "topic")?)
         .partitions(partitions)
-        .replication_factor(replication_factor);
+        .replication_factor(replication_factor.unwrap_or(0));
     if let Some(config) = config {
         for (k, v) in config.iter() {
             t = t.config(k.extract::<String>()?, config_value(&v)?);
@@ -254,13 +255,13 @@ impl Admin {
     }
 
     /// Creates a topic; returns its description.
-    #[pyo3(signature = (name, partitions = 1, replication_factor = 1, config = None))]
+    #[pyo3(signature = (name, partitions = 1, replication_factor = None, config = None))]
     fn create_topic(
         &self,
         py: Python<'_>,
         name: String,
         partitions: u32,
-        replication_factor: u16,
+        replication_factor: Option<u16>,
         config: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Option<Py<PyAny>>> {
         let op = create_topic(name, partitions, replication_factor, config.as_ref())?;
@@ -468,13 +469,13 @@ impl AsyncAdmin {
         })
     }
 
-    #[pyo3(signature = (name, partitions = 1, replication_factor = 1, config = None))]
+    #[pyo3(signature = (name, partitions = 1, replication_factor = None, config = None))]
     fn create_topic<'py>(
         &self,
         py: Python<'py>,
         name: String,
         partitions: u32,
-        replication_factor: u16,
+        replication_factor: Option<u16>,
         config: Option<Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let op = create_topic(name, partitions, replication_factor, config.as_ref())?;

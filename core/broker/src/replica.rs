@@ -25,6 +25,8 @@ pub(crate) struct FollowerProgress {
     pub leo: Option<u64>,
     /// When it last fetched up to the leader's log end.
     pub caught_up_at: Instant,
+    /// When it last fetched at all (a follower that stopped fetching does not rejoin the ISR).
+    pub fetched_at: Option<Instant>,
 }
 
 /// Leader-side state of a partition.
@@ -220,7 +222,12 @@ impl LeaderState {
                 if self.isr.contains(r) {
                     now.duration_since(f.caught_up_at).as_millis() as u64 <= lag_ms
                 } else {
-                    f.leo.is_some_and(|leo| leo >= hw)
+                    // Rejoins only while it is fetching (a dead broker's last position does
+                    // not count) and once it has the high watermark.
+                    let fetching = f.fetched_at.is_some_and(|t| {
+                        now.saturating_duration_since(t) <= std::time::Duration::from_secs(5)
+                    });
+                    fetching && f.leo.is_some_and(|leo| leo >= hw)
                 }
             })
             .collect();
@@ -250,6 +257,7 @@ mod tests {
                         FollowerProgress {
                             leo: None,
                             caught_up_at: now,
+                            fetched_at: None,
                         },
                     )
                 })
@@ -284,6 +292,12 @@ mod tests {
         assert_eq!(s.wanted_isr(1, 0, 1_000, much_later), Some(vec![1]));
         s.isr = vec![1];
         s.followers.get_mut(&3).unwrap().leo = Some(5);
+        assert_eq!(
+            s.wanted_isr(1, 5, 1_000, much_later),
+            None,
+            "3 does not fetch (a dead broker's last position does not count)"
+        );
+        s.followers.get_mut(&3).unwrap().fetched_at = Some(much_later);
         assert_eq!(s.wanted_isr(1, 5, 1_000, much_later), Some(vec![1, 3]));
         assert_eq!(
             s.wanted_isr(1, 6, 1_000, much_later),

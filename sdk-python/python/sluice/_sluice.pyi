@@ -357,7 +357,7 @@ class Admin:
         self,
         name: str,
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: Optional[int] = None,
         config: Optional[Mapping[str, ConfigValue]] = None,
     ) -> TopicDescription: ...
     def list_topics(self) -> List[TopicSummary]: ...
@@ -530,7 +530,7 @@ class AsyncAdmin:
         self,
         name: str,
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: Optional[int] = None,
         config: Optional[Mapping[str, ConfigValue]] = None,
     ) -> Awaitable[TopicDescription]: ...
     def list_topics(self) -> Awaitable[List[TopicSummary]]: ...

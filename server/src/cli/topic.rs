@@ -70,9 +70,10 @@ pub struct CreateArgs {
     /// grow later (`topic alter --partitions`), which moves where keys are routed.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub partitions: u32,
-    /// Copies of each partition (1 until the broker runs as a cluster).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    pub replication_factor: u16,
+    /// Copies of each partition. Without it the broker chooses: 1 on a single broker, 3 in a
+    /// cluster of three or more brokers (else all of them).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub replication_factor: Option<u16>,
     /// A topic setting, e.g. retention.ms=86400000 (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub configs: Vec<(String, String)>,
@@ -128,7 +129,7 @@ async fn create(opts: &ClientOpts, args: CreateArgs, out: &mut Stdout) -> Result
     let body = CreateTopic {
         name: args.name,
         partitions: args.partitions,
-        replication_factor: args.replication_factor,
+        replication_factor: args.replication_factor.unwrap_or(0),
         configs: args.configs.into_iter().collect(),
     };
     let url = client.endpoint(&["v1", "topics"])?;

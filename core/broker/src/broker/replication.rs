@@ -222,6 +222,7 @@ impl Broker {
                 ));
             };
             f.leo = Some(req.offset);
+            f.fetched_at = Some(Instant::now());
             if req.offset >= part.log.log_end_offset() {
                 f.caught_up_at = Instant::now();
             }
@@ -320,6 +321,7 @@ impl Broker {
                                     s.followers.entry(*r).or_insert(FollowerProgress {
                                         leo: None,
                                         caught_up_at: now,
+                                        fetched_at: None,
                                     });
                                 }
                             }
@@ -344,6 +346,7 @@ impl Broker {
                                             FollowerProgress {
                                                 leo: None,
                                                 caught_up_at: now,
+                                                fetched_at: None,
                                             },
                                         )
                                     })
