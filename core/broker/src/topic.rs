@@ -201,6 +201,10 @@ pub struct Partition {
     leo: watch::Sender<u64>,
     /// Replication role on this broker.
     pub(crate) role: parking_lot::Mutex<crate::replica::Role>,
+    /// Held by the partition's follower task for its whole life: a new one (after a leader
+    /// change) truncates only once the old one has stopped, so a fetch answer still in flight
+    /// from the old leader can never be appended after the truncation.
+    pub(crate) follower: tokio::sync::Mutex<()>,
 }
 
 impl Partition {
@@ -213,6 +217,7 @@ impl Partition {
             hw,
             leo,
             role: parking_lot::Mutex::new(crate::replica::Role::Standalone),
+            follower: tokio::sync::Mutex::new(()),
         }
     }
 

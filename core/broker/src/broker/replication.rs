@@ -401,6 +401,13 @@ impl Broker {
         let me = cluster.node_id();
         let mut backoff = Duration::from_millis(50);
         let stopped = |stop: &mut watch::Receiver<()>| stop.has_changed().is_err();
+        // One follower task at a time: wait for the previous one (another leader or epoch) to
+        // finish what it was appending before truncating.
+        let part_for_lock = part.clone();
+        let _only_follower = tokio::select! {
+            g = part_for_lock.follower.lock() => g,
+            _ = stop.changed() => return,
+        };
         // 1. Cut a divergent tail: ask the leader where our latest epoch ends.
         loop {
             if stopped(&mut stop) {
