@@ -508,11 +508,17 @@ async fn leader_of(c: &TestCluster, via: u32, topic_name: &str, partition: usize
         .map(|l| l as u32)
 }
 
-/// Waits until every replica of `topic`/0 is in its ISR and has the same log end.
+/// Waits until every partition of `topic` has `replicas` in-sync replicas, as broker `via`
+/// sees it.
 async fn wait_in_sync(c: &TestCluster, via: u32, topic_name: &str, replicas: usize) -> Value {
-    c.wait_for(via, "a full ISR", |v| {
-        topic(v, topic_name)
-            .is_some_and(|t| t["partitions"][0]["isr"].as_array().map(Vec::len) == Some(replicas))
+    c.wait_for(via, "full ISRs", |v| {
+        topic(v, topic_name).is_some_and(|t| {
+            t["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["isr"].as_array().map(Vec::len) == Some(replicas))
+        })
     })
     .await
 }
@@ -638,7 +644,7 @@ async fn acknowledged_records_survive_a_leader_killed_mid_write() {
     wait_in_sync(&c, survivor, "r", 3).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ends: Vec<Value> = futures_lite(&c).await;
+        let ends: Vec<Value> = log_ends_of_r(&c).await;
         if ends.iter().all(|e| *e == ends[0]) {
             break;
         }
@@ -655,7 +661,7 @@ async fn acknowledged_records_survive_a_leader_killed_mid_write() {
 }
 
 /// (log end, high watermark) of r/0 on each broker.
-async fn futures_lite(c: &TestCluster) -> Vec<Value> {
+async fn log_ends_of_r(c: &TestCluster) -> Vec<Value> {
     let mut out = Vec::new();
     for id in 1..=3 {
         let (_, t) = c.get(id, "/v1/topics/r").await;
@@ -741,16 +747,7 @@ async fn every_broker_serves_clients_by_forwarding_to_partition_leaders() {
         .post(1, "/v1/topics", json!({"name": "f", "partitions": 3}))
         .await;
     assert_eq!(s, 201, "{body}");
-    c.wait_for(1, "every partition fully in sync", |v| {
-        topic(v, "f").is_some_and(|t| {
-            t["partitions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|p| p["isr"].as_array().map(Vec::len) == Some(3))
-        })
-    })
-    .await;
+    wait_in_sync(&c, 1, "f", 3).await;
     // Produce through every broker with the Rust SDK: each leads one partition, so two of
     // three partitions' writes are forwarded by each.
     let mut sent = 0;
@@ -984,16 +981,7 @@ async fn a_group_keeps_consuming_through_a_coordinator_failover_and_loses_no_com
         .post(1, "/v1/topics", json!({"name": "jobs", "partitions": 2}))
         .await;
     assert_eq!(s, 201, "{body}");
-    c.wait_for(1, "jobs fully in sync", |v| {
-        topic(v, "jobs").is_some_and(|t| {
-            t["partitions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|p| p["isr"].as_array().map(Vec::len) == Some(3))
-        })
-    })
-    .await;
+    wait_in_sync(&c, 1, "jobs", 3).await;
     let http = c.http.clone();
     let produce = |base: String, n: usize, from: usize| {
         let url = format!("{base}/v1/topics/jobs/records?acks=all");
@@ -1251,16 +1239,7 @@ async fn partitions_move_by_reassignment_and_off_a_decommissioned_broker() {
         )
         .await;
     assert_eq!(s, 201, "{body}");
-    c.wait_for(1, "dc in sync", |v| {
-        topic(v, "dc").is_some_and(|t| {
-            t["partitions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|p| p["isr"].as_array().map(Vec::len) == Some(2))
-        })
-    })
-    .await;
+    wait_in_sync(&c, 1, "dc", 2).await;
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args([
             "cluster",
@@ -1377,16 +1356,7 @@ async fn an_sdk_client_with_a_bootstrap_list_survives_its_broker_dying() {
         .post(1, "/v1/topics", json!({"name": "boot", "partitions": 2}))
         .await;
     assert_eq!(s, 201, "{body}");
-    c.wait_for(1, "boot in sync", |v| {
-        topic(v, "boot").is_some_and(|t| {
-            t["partitions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|p| p["isr"].as_array().map(Vec::len) == Some(3))
-        })
-    })
-    .await;
+    wait_in_sync(&c, 1, "boot", 3).await;
     for id in 1..=3 {
         c.wait_http(id, "/v1/topics/boot", 200).await;
     }

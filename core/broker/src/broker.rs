@@ -417,6 +417,13 @@ impl Broker {
             Self::open_topic(&config, dir, manifest)
         })
         .await??;
+        if self.cluster.get().is_some() {
+            // In a cluster nobody may write the new partitions before the metadata gives
+            // each its role (a standalone partition would acknowledge acks=all at once).
+            for p in topic.partitions() {
+                *p.role.lock() = crate::replica::Role::Offline;
+            }
+        }
         {
             let mut topics = self.topics.write();
             if topics.contains_key(&topic.name) {
@@ -805,8 +812,12 @@ impl Broker {
                 })?
                 .map_err(storage_error)?;
             if acks == Acks::All {
-                self.wait_replicated(&topic.name, &part, info.log_end_offset, epoch)
-                    .await?;
+                part.wait_replicated(
+                    info.log_end_offset,
+                    epoch,
+                    self.config.replication_timeout_ms,
+                )
+                .await?;
             }
             for (k, &i) in idx.iter().enumerate() {
                 offsets[i] = RecordOffset {
@@ -919,8 +930,12 @@ impl Broker {
             .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("append task failed: {e}")))?
             .map_err(storage_error)?;
         if acks == Acks::All {
-            self.wait_replicated(&topic.name, &part, info.log_end_offset, epoch)
-                .await?;
+            part.wait_replicated(
+                info.log_end_offset,
+                epoch,
+                self.config.replication_timeout_ms,
+            )
+            .await?;
         }
         Ok(ProduceResponse {
             offsets: vec![RecordOffset {

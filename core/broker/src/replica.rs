@@ -29,6 +29,17 @@ pub(crate) struct FollowerProgress {
     pub fetched_at: Option<Instant>,
 }
 
+impl FollowerProgress {
+    /// A follower not heard from yet (its clock for leaving the ISR starts `now`).
+    pub(crate) fn new(now: Instant) -> FollowerProgress {
+        FollowerProgress {
+            leo: None,
+            caught_up_at: now,
+            fetched_at: None,
+        }
+    }
+}
+
 /// Leader-side state of a partition.
 #[derive(Debug, Clone)]
 pub(crate) struct LeaderState {
@@ -251,16 +262,7 @@ mod tests {
             replicas: vec![1, 2, 3],
             followers: [2, 3]
                 .into_iter()
-                .map(|id| {
-                    (
-                        id,
-                        FollowerProgress {
-                            leo: None,
-                            caught_up_at: now,
-                            fetched_at: None,
-                        },
-                    )
-                })
+                .map(|id| (id, FollowerProgress::new(now)))
                 .collect(),
             min_isr: 1,
             isr_change_pending: false,

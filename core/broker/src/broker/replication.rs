@@ -169,19 +169,6 @@ impl Broker {
             .await
     }
 
-    /// acks=all: waits until every in-sync replica has the write (see
-    /// [`Partition::wait_replicated`]).
-    pub(crate) async fn wait_replicated(
-        &self,
-        _topic: &str,
-        part: &Partition,
-        end: u64,
-        epoch: i32,
-    ) -> Result<(), ErrorBody> {
-        part.wait_replicated(end, epoch, self.config.replication_timeout_ms)
-            .await
-    }
-
     /// Serves a follower's fetch: checks leadership and epoch, records the follower's
     /// progress, moves the high watermark, and returns batches from its offset up to the log
     /// end (long-polling when there are none).
@@ -318,11 +305,9 @@ impl Broker {
                                 s.isr_change_pending = false;
                                 let now = Instant::now();
                                 for r in pm.replicas.iter().filter(|r| **r != me) {
-                                    s.followers.entry(*r).or_insert(FollowerProgress {
-                                        leo: None,
-                                        caught_up_at: now,
-                                        fetched_at: None,
-                                    });
+                                    s.followers
+                                        .entry(*r)
+                                        .or_insert_with(|| FollowerProgress::new(now));
                                 }
                             }
                         } else {
@@ -340,16 +325,7 @@ impl Broker {
                                     .replicas
                                     .iter()
                                     .filter(|r| **r != me)
-                                    .map(|r| {
-                                        (
-                                            *r,
-                                            FollowerProgress {
-                                                leo: None,
-                                                caught_up_at: now,
-                                                fetched_at: None,
-                                            },
-                                        )
-                                    })
+                                    .map(|r| (*r, FollowerProgress::new(now)))
                                     .collect(),
                                 min_isr,
                                 isr_change_pending: false,
